@@ -1,0 +1,52 @@
+# Two commands matter: `make bench` (the suite on the emulated board with the synthetic data set)
+# and `make test` (the project's own tests). Both run `make setup` first, which installs
+# everything on a fresh Debian machine and finishes in seconds when there is nothing to do.
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm espeak-ng flite make
+PYTEST_ARGS ?=
+
+export PLATFORMIO_CORE_DIR := $(CURDIR)/.cache/platformio
+export PLATFORMIO_DISABLE_UPGRADE_CHECK := true
+export PLATFORMIO_SETTING_ENABLE_TELEMETRY := No
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: setup apt venv test bench clean help
+
+help:
+	@echo "make bench   set up, then run the benchmark suites on the emulated board (synthetic data)"
+	@echo "make test    set up, then run the project's own tests"
+	@echo "make setup   install Debian packages and the pinned Python venv (.venv)"
+
+setup: apt venv
+
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "error: missing Debian packages:$$missing; run: sudo apt-get update && sudo apt-get install -y --no-install-recommends$$missing" >&2; exit 1; \
+	  fi; \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+# The stamp is newer than requirements.txt and pyproject.toml once they are installed.
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --disable-pip-version-check -r requirements.txt
+	$(PIP) install -q --disable-pip-version-check --no-deps -e .
+	touch $@
+
+venv: $(VENV)/.installed
+
+test: setup
+	$(PY) -m pytest tests/ $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) -m pytest suites/ $(PYTEST_ARGS)
+
+clean:
+	rm -rf .cache firmware/.pio
