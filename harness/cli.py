@@ -19,7 +19,7 @@ COMMAND_MODULES = [
     "harness.commands.data",  # data split / data synth
     "harness.commands.train",  # train, evaluate
     "harness.commands.stats",  # stats
-    "harness.commands.plots",  # plots preprocessing / compression / training
+    "harness.commands.plots",  # plots preprocessing | training | compression (harness/figures_*.py)
     "harness.commands.variants",  # variants list / sweep
     "harness.commands.export",  # export
     "harness.commands.build",  # build
