@@ -1,0 +1,110 @@
+/* Fixed-point arithmetic of TFLite's int8 reference kernels, in plain C99.
+ *
+ * Why this file exists: bit-exactness with the TFLM reference depends on reproducing its
+ * integer rounding exactly (SaturatingRoundingDoublingHighMul + RoundingDivideByPOT, gemmlowp
+ * fixed point for softmax). The SIMD helpers map to Cortex-M4 DSP instructions (SXTB16, SMLAD)
+ * when __ARM_FEATURE_DSP is defined and to exact C equivalents elsewhere, so the host build runs
+ * the very same data layout and summation order that the board runs.
+ */
+#ifndef KWS_ARITH_H
+#define KWS_ARITH_H
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
+#include <arm_acle.h>
+#define KWS_USE_DSP 1
+#else
+#define KWS_USE_DSP 0
+#endif
+
+#if defined(__GNUC__)
+#define KWS_INLINE static inline __attribute__((always_inline))
+#else
+#define KWS_INLINE static inline
+#endif
+
+/* TFLM builds with TFLITE_SINGLE_ROUNDING=0 (double rounding); keep the switch for other builds. */
+#ifndef KWS_SINGLE_ROUNDING
+#define KWS_SINGLE_ROUNDING 0
+#endif
+
+/* Unaligned-safe 32-bit load (a single LDR on Cortex-M4). */
+KWS_INLINE uint32_t kws_load32(const void *p) {
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* Sign-extend bytes 0 and 2 into two int16 lanes. */
+KWS_INLINE uint32_t kws_sxtb16(uint32_t x) {
+#if KWS_USE_DSP
+    return __sxtb16(x);
+#else
+    uint32_t lo = (uint32_t)(uint16_t)(int16_t)(int8_t)(x & 0xFFu);
+    uint32_t hi = (uint32_t)(uint16_t)(int16_t)(int8_t)((x >> 16) & 0xFFu);
+    return lo | (hi << 16);
+#endif
+}
+
+/* Sign-extend bytes 1 and 3 into two int16 lanes (SXTB16 with ROR #8). */
+KWS_INLINE uint32_t kws_sxtb16_ror8(uint32_t x) {
+#if KWS_USE_DSP
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+#else
+    return kws_sxtb16((x >> 8) | (x << 24));
+#endif
+}
+
+/* acc + lo(a)*lo(b) + hi(a)*hi(b) on int16 lanes. */
+KWS_INLINE int32_t kws_smlad(uint32_t a, uint32_t b, int32_t acc) {
+#if KWS_USE_DSP
+    return (int32_t)__smlad(a, b, (uint32_t)acc);
+#else
+    return acc + (int32_t)(int16_t)(a & 0xFFFFu) * (int32_t)(int16_t)(b & 0xFFFFu)
+               + (int32_t)(int16_t)(a >> 16) * (int32_t)(int16_t)(b >> 16);
+#endif
+}
+
+/* gemmlowp SaturatingRoundingDoublingHighMul. */
+KWS_INLINE int32_t kws_srdhm(int32_t a, int32_t b) {
+    if (a == b && a == INT32_MIN) return INT32_MAX;
+    int64_t ab = (int64_t)a * (int64_t)b;
+    int32_t nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
+    return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+}
+
+/* gemmlowp RoundingDivideByPOT: round half away from zero. */
+KWS_INLINE int32_t kws_rdbypot(int32_t x, int exponent) {
+    const int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
+    const int32_t remainder = x & mask;
+    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+/* tflite::MultiplyByQuantizedMultiplier (shift > 0 is a left shift). */
+KWS_INLINE int32_t kws_mbqm(int32_t x, int32_t multiplier, int32_t shift) {
+#if KWS_SINGLE_ROUNDING
+    const int total_shift = 31 - shift;
+    const int64_t round = (int64_t)1 << (total_shift - 1);
+    return (int32_t)(((int64_t)x * multiplier + round) >> total_shift);
+#else
+    const int left = shift > 0 ? shift : 0;
+    const int right = shift > 0 ? 0 : -shift;
+    return kws_rdbypot(kws_srdhm((int32_t)((uint32_t)x << left), multiplier), right);
+#endif
+}
+
+/* Requantize an int32 accumulator to int8 with output zero point and activation clamp. */
+KWS_INLINE int8_t kws_requant(int32_t acc, int32_t multiplier, int32_t shift, int32_t out_zp,
+                              int32_t act_min, int32_t act_max) {
+    int32_t v = kws_mbqm(acc, multiplier, shift) + out_zp;
+    v = v < act_min ? act_min : v;
+    v = v > act_max ? act_max : v;
+    return (int8_t)v;
+}
+
+#endif /* KWS_ARITH_H */

@@ -1,0 +1,113 @@
+"""``python -m harness device hello|infer|bench [--device DEV] [--variant ID] [--json]``.
+
+Thin layer over boards.session() and link.Board: what the CLI prints is what the tests measure.
+Timings are in the board's timer unit (instructions in QEMU, cycles on the Nano, ns natively).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+from harness.errors import HarnessError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("device", help="talk to a board (emulated by default): hello, infer, bench",
+                       description="Start/flash the board for a variant's firmware, handshake, and run "
+                                   "inferences or an on-device benchmark.")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for name, text in (("hello", "handshake: firmware, build hash, model, clock, timer unit"),
+                       ("infer", "inferences on test features; checks them against the TFLM reference"),
+                       ("bench", "N timed inferences after W warm-ups, timed on the device")):
+        a = actions.add_parser(name, help=text, description=text)
+        a.add_argument("--device", default="emu", help="emu (default), native, /dev/ttyACM0, socket://HOST:PORT, auto")
+        a.add_argument("--variant", help="variant id whose firmware runs on the board")
+        a.add_argument("--tflite", help="int8 .tflite to build instead of a variant")
+        a.add_argument("--backend", default="aot", choices=["aot", "tflm"])
+        a.add_argument("--no-flash", action="store_true", help="real board: do not upload, only check the build hash")
+        a.add_argument("--json", action="store_true")
+        if name == "infer":
+            a.add_argument("--count", type=int, default=64, help="test samples to send (default 64)")
+            a.add_argument("--random", action="store_true", help="random features instead of the test split")
+        if name == "bench":
+            a.add_argument("-n", type=int, default=10, help="timed inferences (default 10)")
+            a.add_argument("-w", "--warmup", type=int, default=2, help="warm-up inferences (default 2)")
+        a.set_defaults(func=run)
+
+
+def _build_for(args: argparse.Namespace, env: str):
+    from harness import firmware
+
+    target = args.tflite or args.variant
+    if target is None:
+        return None
+    return firmware.build(target, env=env, backend=args.backend, model_id=args.variant)
+
+
+def _inputs(args: argparse.Namespace, build) -> tuple[np.ndarray, np.ndarray | None]:
+    if args.random or build is None or build.variant is None:
+        rng = np.random.default_rng(0)
+        return rng.integers(-128, 128, size=(args.count, 49, 40), dtype=np.int8), None
+    from harness import variants
+
+    ctx = variants.load_context(None)
+    return ctx.x_test[: args.count], ctx.y_test[: args.count]
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness import boards
+
+    specs = boards.resolve(args.device)
+    spec = specs[0]
+    build = _build_for(args, spec.env)
+    out: dict = {"device": spec.name}
+    with boards.session(spec, build, flash=not args.no_flash) as board:
+        info = board.info
+        out["hello"] = vars(info).copy()
+        unit = info.timer_unit
+        if args.action == "infer":
+            if args.count < 1:
+                raise HarnessError("device infer: --count must be >= 1")
+            x, y = _inputs(args, build)
+            t0 = time.perf_counter()
+            results = [board.infer_features(xi) for xi in x]
+            wall = time.perf_counter() - t0
+            scores = np.array([r.scores for r in results], dtype=np.int8)
+            out.update(samples=len(x), inferences_per_s=len(x) / wall,
+                       network_mean=float(np.mean([r.network for r in results])), timer_unit=unit)
+            if build is not None and build.tflite is not None:
+                from harness import reference
+
+                ref = reference.predict(build.tflite, x)
+                out["identical_to_reference"] = int((scores == ref).all(axis=1).sum())
+            if y is not None:
+                out["accuracy"] = float((scores.argmax(axis=1) == y).mean())
+        elif args.action == "bench":
+            # BENCH runs on the last features the board saw; give it some first
+            board.infer_features(np.zeros(info.input_size, dtype=np.int8))
+            r = board.bench(args.n, args.warmup)
+            out.update(n=r.n, warmup=r.warmup, total=r.total, min=r.min, max=r.max, mean=r.mean, timer_unit=unit)
+            if build is not None and build.generated.get("macs"):
+                out["per_mac"] = r.mean / build.generated["macs"]
+    if args.json:
+        print(json.dumps(out, indent=2, default=str))
+        return 0
+    h = out["hello"]
+    print(f"{out['device']}: {h['board']} firmware {h['firmware']} build {h['build_hash']} model {h['model_id']} "
+          f"backend {h['backend']}, clock {h['clock_hz']} Hz, timer {h['timer_unit']} ({h['timer_source']})")
+    if args.action == "infer":
+        line = f"  {out['samples']} inferences, {out['inferences_per_s']:.1f}/s over the link, network " \
+               f"{out['network_mean']:.0f} {unit} per inference"
+        if "identical_to_reference" in out:
+            line += f", {out['identical_to_reference']}/{out['samples']} identical to the TFLM reference"
+        if "accuracy" in out:
+            line += f", accuracy {out['accuracy']:.3f}"
+        print(line)
+    elif args.action == "bench":
+        print(f"  bench n={out['n']} w={out['warmup']}: mean {out['mean']:.0f} {unit}, min {out['min']}, "
+              f"max {out['max']}" + (f", {out['per_mac']:.2f} {unit}/MAC" if "per_mac" in out else ""))
+    return 0

@@ -1,0 +1,101 @@
+"""``python -m harness report [RUN_DIR]`` and ``python -m harness compare BASE NEW``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="tabulate a run and write report.md / report.html / plots into it",
+        description="Print a run's table (one row per variant) and write Markdown, HTML, JSON and the "
+        "compression plots into the run folder. RUN_DIR is a run folder or a results folder "
+        "(its latest run is used); default: results/.",
+    )
+    p.add_argument("run_dir", nargs="?", default=None, metavar="RUN_DIR")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
+    p.add_argument("--no-write", action="store_true", help="only print; write no files")
+    p.add_argument("--no-plots", action="store_true", help="write the reports but draw no figures")
+    p.add_argument("--baseline", metavar="RUN", help="also compare with this run (path, or 'last' = the run before)")
+    p.add_argument("--budgets", metavar="FILE", help="budgets file with [regression] tolerances (default budgets.toml)")
+    p.set_defaults(func=run_report)
+
+    c = sub.add_parser(
+        "compare",
+        help="compare a run with a baseline run; exit 1 on a regression",
+        description="Accuracy drop, on-device/host latency growth and size growth beyond the "
+        "[regression] tolerances of the budgets file fail (exit code 1) with a diff table. BASE and "
+        "NEW are run folders or results folders (meaning their latest run).",
+    )
+    c.add_argument("base", metavar="BASE")
+    c.add_argument("new", metavar="NEW")
+    c.add_argument("--budgets", metavar="FILE", help="budgets file with [regression] tolerances (default budgets.toml)")
+    c.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    c.set_defaults(func=run_compare)
+
+
+def _tolerances(path: str | None) -> dict[str, float]:
+    from .. import budgets
+
+    p = path or budgets.default_path()
+    if path is None and not budgets.default_path().exists():
+        return {}
+    return budgets.load(p).regression
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from .. import report, results
+
+    run_path = results.resolve_run(args.run_dir)
+    run = results.load_run(run_path)
+    notes: list[str] = []
+    written = [] if args.no_write else report.write_reports(run, figures=not args.no_plots, notes=notes)
+    cmp = None
+    if args.baseline:
+        from .. import compare
+
+        base = results.baseline_run(args.baseline, run_path)
+        cmp = compare.compare_runs(results.load_run(base), run, _tolerances(args.budgets))
+    if args.json:
+        out = report.to_json(run)
+        out["written"] = [str(p) for p in written]
+        out["notes"] = notes
+        if cmp is not None:
+            out["comparison"] = cmp.to_json()
+        print(json.dumps(out, indent=2, default=str))
+    else:
+        from rich.console import Console
+
+        console = Console()
+        report.print_table(run, console)
+        if cmp is not None:
+            from .. import compare
+
+            console.print(compare.render(cmp))
+            console.print(cmp.summary())
+        for p in written:
+            console.print(f"wrote {p}")
+        for n in notes:
+            console.print(n)
+    fails = any(r["verdict"] == "FAIL" for r in report.summary_rows(run))
+    return 1 if fails or (cmp is not None and not cmp.ok) else 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from .. import compare
+
+    cmp = compare.compare_paths(args.base, args.new, _tolerances(args.budgets))
+    if args.json:
+        print(json.dumps(cmp.to_json(), indent=2, default=str))
+    else:
+        from rich.console import Console
+
+        console = Console()
+        console.print(compare.render(cmp))
+        console.print(cmp.summary(), style="red" if not cmp.ok else None)
+    if not cmp.ok:
+        print(f"regression: {len(cmp.regressions)} value(s) beyond tolerance", file=sys.stderr)
+    return 0 if cmp.ok else 1

@@ -1,0 +1,88 @@
+"""``python -m harness train`` and ``python -m harness evaluate``: the float32 baseline and its tables.
+
+Thin layer over ``harness.train.baseline`` and ``harness.evaluate``: what the CLI prints is what the
+library computes (per-class tables for validation and test, confusion matrices, confuser false
+accepts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", type=Path, help="Speech Commands directory (default: the synthetic set of --size)")
+    p.add_argument("--size", choices=("small", "paper"), default="paper", help="synthetic set size when --dataset is absent")
+    p.add_argument("--epochs", type=int, default=50, help="training epochs (default 50)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train the float32 TinyConv baseline (cached) and print its per-class tables",
+                       description="Train TinyConv (Adam, batch 100, best-validation checkpoint); cached by content hash.")
+    _common(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_train)
+
+    p = sub.add_parser("evaluate", help="per-class tables, confusion matrix and confuser false accepts of a trained model",
+                       description="Evaluate the cached baseline (same options as train) or a state_dict given with --checkpoint.")
+    _common(p)
+    p.add_argument("--checkpoint", type=Path, help="a TinyConv state_dict (.pt) to evaluate instead of the cached baseline")
+    p.add_argument("--channels", type=int, default=None, help="conv channels of --checkpoint (default: read from the weights)")
+    p.set_defaults(func=run_evaluate)
+
+
+def _dataset(args: argparse.Namespace) -> Path:
+    if args.dataset is not None:
+        return args.dataset
+    from ..synth import default_dataset
+
+    return default_dataset(args.size)
+
+
+def _emit(args: argparse.Namespace, model, header: dict) -> int:
+    from .. import dataset
+    from ..evaluate import print_report, report_to_dict, split_report
+
+    splits = dataset.load_splits(_dataset(args))
+    report = split_report(model, splits)
+    if args.json:
+        json.dump({**header, **report_to_dict(report)}, sys.stdout, indent=2, default=str)
+        print()
+    else:
+        from rich.console import Console
+
+        console = Console()
+        for k, v in header.items():
+            console.print(f"{k}: {v}")
+        print_report(report, console)
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from ..train import baseline
+
+    model, info = baseline(_dataset(args), epochs=args.epochs, seed=args.seed, lr=args.lr,
+                           progress=not (args.no_progress or args.json))
+    header = {k: info[k] for k in ("dir", "trained", "best_epoch", "best_val_acc", "train_seconds") if k in info}
+    return _emit(args, model, header)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    if args.checkpoint:
+        from ..train import load_checkpoint
+
+        model = load_checkpoint(args.checkpoint, args.channels)
+        header = {"checkpoint": str(args.checkpoint)}
+    else:
+        from ..train import baseline
+
+        model, info = baseline(_dataset(args), epochs=args.epochs, seed=args.seed, lr=args.lr, allow_train=False)
+        header = {"dir": info["dir"]}
+    return _emit(args, model, header)

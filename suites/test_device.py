@@ -1,0 +1,99 @@
+"""On the board (emulated by default): memory from the ELF, on-device timing, accuracy, exactness.
+
+Timings are in the board's own timer unit from HELLO (instructions in QEMU with -icount, cycles on a
+Nano 33 BLE Sense), recorded with that unit and never relabelled as milliseconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness import reference
+
+BENCH_N, BENCH_WARMUP = 10, 2  # timed inferences and warm-ups per BENCH
+
+# Board timer units that are times (ratio to host latency is a plain factor).
+_SECONDS_PER_UNIT = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3}
+
+
+def _size(sizes: Any, *names: str) -> int | None:
+    for name in names:
+        value = sizes.get(name) if isinstance(sizes, dict) else getattr(sizes, name, None)
+        if value is not None:
+            return int(value)
+    return None
+
+
+def test_device_memory(variant_id: str, firmware_build: Any, record: Any) -> None:
+    """Flash (text + rodata + data) and RAM (data + bss) of the firmware ELF."""
+    sizes = getattr(firmware_build, "sizes", {})
+    flash = _size(sizes, "flash", "flash_bytes")
+    ram = _size(sizes, "ram", "ram_bytes")
+    assert flash is not None and ram is not None, f"{variant_id}: build gives no flash/RAM sizes ({sizes})"
+    record(variant_id, "flash", flash, "B")
+    record(variant_id, "ram", ram, "B")
+    model = _size(sizes, "model_flash", "model", "model_bytes")
+    if model is not None:
+        record(variant_id, "flash_model", model, "B")
+    record.assert_budgets()
+
+
+def test_device_network_time(variant_id: str, board: Any, device_samples: tuple[np.ndarray, np.ndarray],
+                             host_latency_ms: float, record: Any) -> None:
+    """BENCH: N timed inferences after W warm-ups, timed on the device; plus device/host ratio."""
+    unit = board.info.timer_unit
+    board.infer_features(device_samples[0][0])  # BENCH runs on the last features sent
+    bench = board.bench(BENCH_N, BENCH_WARMUP)
+    record(variant_id, "device_network", bench.mean, unit)
+    record(variant_id, "device_network_best", bench.min, unit, passed=None)
+    record(variant_id, "device_network_worst", bench.max, unit, passed=None)
+    if unit in _SECONDS_PER_UNIT:
+        ratio, runit = bench.mean * _SECONDS_PER_UNIT[unit] * 1e3 / host_latency_ms, "x"
+    elif unit == "cycles" and board.info.clock_hz:
+        ratio, runit = bench.mean / board.info.clock_hz * 1e3 / host_latency_ms, "x"
+    else:  # instructions: no time on the emulator; count them at one per cycle of the board's clock
+        clock = board.info.clock_hz or 64_000_000
+        ratio, runit = bench.mean / clock * 1e3 / host_latency_ms, f"x at 1 {unit[:5]}/cycle, {clock / 1e6:g} MHz"
+    record(variant_id, "device_host_ratio", ratio, runit)
+    assert bench.min <= bench.mean <= bench.max
+    record.assert_budgets()
+
+
+def test_device_audio_pipeline(variant_id: str, board: Any, audio_clips: list[tuple[np.ndarray, int]],
+                               record: Any) -> None:
+    """INFER_AUDIO: preprocessing (front end), network and postprocessing time on 1 s clips."""
+    assert audio_clips, "no keyword clips with audio in the test split"
+    unit = board.info.timer_unit
+    runs = [board.infer_audio(pcm) for pcm, _ in audio_clips]
+    pre = float(np.mean([r.preprocessing for r in runs]))
+    net = float(np.mean([r.network for r in runs]))
+    post = float(np.mean([r.postprocessing for r in runs]))
+    record(variant_id, "device_preprocessing", pre, unit)
+    record(variant_id, "device_audio_network", net, unit, passed=None)
+    record(variant_id, "device_postprocessing", post, unit)
+    record(variant_id, "device_total", pre + net + post, unit)
+    correct = sum(int(r.label == label) for r, (_, label) in zip(runs, audio_clips))
+    record(variant_id, "device_audio_correct", correct / len(runs), "", passed=None)
+    record.assert_budgets()
+
+
+def test_device_accuracy_and_exactness(variant_id: str, board: Any, tflite_path: Path,
+                                       device_samples: tuple[np.ndarray, np.ndarray], record: Any) -> None:
+    """Device scores on --device-samples test inputs vs the TFLM reference: accuracy and bit-exactness."""
+    x, y = device_samples
+    expected = reference.predict(tflite_path, x)
+    got = np.array([board.infer_features(xi).scores for xi in x], dtype=np.int64)
+    assert got.shape == expected.shape, f"{variant_id}: board returned {got.shape} scores, reference {expected.shape}"
+    same = (got == expected.astype(np.int64)).all(axis=1)
+    record(variant_id, "device_accuracy", float((got.argmax(1) == y).mean()), "")
+    record(variant_id, "exact_fraction", float(same.mean()), "")
+    row = record(variant_id, "exact", float(same.all()), "bool")  # the budget key `exact` decides
+    if row.passed is False:
+        first = int(np.flatnonzero(~same)[0])
+        record.failures.append(
+            f"{variant_id}: {int((~same).sum())}/{len(same)} inputs differ from the TFLM reference "
+            f"(first: input {first}, device {got[first].tolist()} vs reference {expected[first].tolist()})")
+    record.assert_budgets()

@@ -1,0 +1,233 @@
+"""Bit-exactness of the generated C runtime against the TFLM reference, op by op and model by model.
+
+Each model is a small Keras network converted to full int8 with the TFLite converter (cached by
+content hash, so only the first session pays the converter), compiled with the host gcc into a
+shared library and run through ctypes on random int8 inputs; the scores must equal TFLM's exactly.
+The models cover every kernel path: 4-channel blocks and leftover channels, rows with and without
+a 1-3 element tail, padding SAME/VALID, strides, per-channel and per-tensor fully connected,
+depthwise with a depth multiplier, softmax, all-zero weights, fused ReLU/ReLU6.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+
+from harness import codegen, reference
+from harness.cache import artifact_dir, atomic_write_bytes, content_hash
+from harness.errors import HarnessError
+
+pytestmark = pytest.mark.filterwarnings("ignore:Statistics for quantized inputs")
+
+N_INPUTS = 200
+INPUT_SCALE = 666 / 256 * 10 / 256  # the micro_speech feature scale (features.INPUT_SCALE)
+
+
+def _tf():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    return tf
+
+
+def _convert(name: str, build: Callable, in_shape: tuple[int, ...], quantize: bool = True,
+             per_tensor_dense: bool = False, zero_weights: bool = False) -> Path:
+    """Build a Keras model with ``build(tf)``, convert it (full int8 unless ``quantize`` is False), cache it."""
+    import inspect
+
+    closure = [c.cell_contents for c in (build.__closure__ or ())]
+    key = content_hash(name, inspect.getsource(build), closure, in_shape, quantize, per_tensor_dense,
+                       zero_weights, "v1")
+    path = artifact_dir("test_codegen_models", key) / f"{name}.tflite"
+    if path.is_file():
+        return path
+    tf = _tf()
+    from tensorflow.lite.python.interpreter import OpResolverType  # noqa: F401  (converter import side effects)
+
+    tf.keras.utils.set_random_seed(0)
+    inp = tf.keras.Input(in_shape, batch_size=1)
+    model = tf.keras.Model(inp, build(tf, inp))
+    if zero_weights:
+        for layer in model.layers:
+            if layer.get_weights():
+                layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
+    else:  # non-zero biases, so the bias path is exercised too
+        for layer in model.layers:
+            ws = layer.get_weights()
+            if len(ws) == 2:
+                layer.set_weights([ws[0], np.random.default_rng(1).normal(0, 0.3, ws[1].shape).astype(np.float32)])
+    rng = np.random.default_rng(0)
+
+    def representative():
+        for _ in range(32):
+            q = rng.integers(-128, 128, (1, *in_shape))
+            yield [((q + 128) * INPUT_SCALE).astype(np.float32)]
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    if quantize:
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = representative
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = tf.int8
+        conv.inference_output_type = tf.int8
+        if per_tensor_dense:
+            conv._experimental_disable_per_channel_quantization_for_dense_layers = True
+    atomic_write_bytes(path, conv.convert())
+    return path
+
+
+def _tinyconv(channels: int, softmax: bool = False):
+    def build(tf, x):
+        x = tf.keras.layers.Reshape((49, 40, 1))(x)
+        x = tf.keras.layers.Conv2D(channels, (10, 8), strides=2, padding="same", activation="relu")(x)
+        x = tf.keras.layers.Flatten()(x)
+        x = tf.keras.layers.Dense(4)(x)
+        return tf.keras.layers.Softmax()(x) if softmax else x
+
+    return build
+
+
+def _build_mixed(tf, x):
+    # conv with a 3-wide row (tail only, 3 leftover channels), then a 3-channel conv with
+    # 15-element rows (groups + tail, one 4-block + 2 leftovers), ReLU6, VALID and SAME.
+    x = tf.keras.layers.Reshape((49, 40, 1))(x)
+    x = tf.keras.layers.Conv2D(3, (3, 3), strides=1, padding="valid", activation="relu")(x)
+    x = tf.keras.layers.Conv2D(6, (5, 5), strides=(2, 3), padding="same", activation="relu6")(x)
+    x = tf.keras.layers.Flatten()(x)
+    return tf.keras.layers.Dense(5, activation="relu")(x)
+
+
+def _build_depthwise(tf, x):
+    x = tf.keras.layers.Reshape((49, 40, 1))(x)
+    x = tf.keras.layers.Conv2D(3, (4, 4), strides=2, padding="same", activation="relu")(x)
+    x = tf.keras.layers.DepthwiseConv2D((3, 5), strides=(2, 1), padding="same", depth_multiplier=2,
+                                        activation="relu6")(x)
+    x = tf.keras.layers.DepthwiseConv2D((3, 3), strides=1, padding="valid")(x)
+    x = tf.keras.layers.Flatten()(x)
+    return tf.keras.layers.Dense(4)(x)
+
+
+def _build_avgpool(tf, x):
+    x = tf.keras.layers.Reshape((49, 40, 1))(x)
+    x = tf.keras.layers.AveragePooling2D((2, 2))(x)
+    x = tf.keras.layers.Flatten()(x)
+    return tf.keras.layers.Dense(4)(x)
+
+
+def _build_tanh(tf, x):
+    x = tf.keras.layers.Flatten()(x)
+    x = tf.keras.layers.Dense(8)(x)
+    x = tf.keras.layers.Activation("tanh")(x)
+    return tf.keras.layers.Dense(4)(x)
+
+
+MODELS = {
+    "tinyconv8": dict(build=_tinyconv(8)),
+    "tinyconv5": dict(build=_tinyconv(5)),
+    "tinyconv8_zero_weights": dict(build=_tinyconv(8), zero_weights=True),
+    "tinyconv8_softmax": dict(build=_tinyconv(8, softmax=True)),
+    "tinyconv8_per_tensor_fc": dict(build=_tinyconv(8), per_tensor_dense=True),
+    "mixed_convs": dict(build=_build_mixed),
+    "depthwise": dict(build=_build_depthwise),
+}
+
+
+@pytest.fixture(scope="module")
+def models() -> dict[str, Path]:
+    return {name: _convert(name, spec["build"], (49, 40), per_tensor_dense=spec.get("per_tensor_dense", False),
+                           zero_weights=spec.get("zero_weights", False))
+            for name, spec in MODELS.items()}
+
+
+@pytest.fixture(scope="module")
+def inputs() -> np.ndarray:
+    rng = np.random.default_rng(42)
+    x = rng.integers(-128, 128, (N_INPUTS, 49, 40)).astype(np.int8)
+    x[0] = -128  # silence: every feature at the zero point
+    x[1] = 127  # saturated
+    return x
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_bit_exact_with_tflm(models: dict[str, Path], inputs: np.ndarray, name: str) -> None:
+    so = codegen.build_native_library(models[name], name)
+    got = codegen.native_predict(so, inputs)
+    want = reference.predict(models[name], inputs)
+    assert got.shape == want.shape
+    mismatches = int((got != want).sum())
+    assert mismatches == 0, f"{name}: {mismatches} of {got.size} scores differ from TFLM"
+    # The test must be able to fail: outputs vary across inputs (not a constant clamp).
+    if "zero_weights" not in name:
+        assert len(np.unique(got, axis=0)) > N_INPUTS // 2
+
+
+def test_models_cover_the_kernel_paths(models: dict[str, Path], tmp_path: Path) -> None:
+    ops = {name: codegen.generate(path, tmp_path / name, name).ops for name, path in models.items()}
+    assert ops["tinyconv8"] == ("RESHAPE", "CONV_2D", "RESHAPE", "FULLY_CONNECTED")
+    assert ops["tinyconv8_softmax"][-1] == "SOFTMAX"
+    assert ops["depthwise"].count("DEPTHWISE_CONV_2D") == 2
+    assert ops["mixed_convs"].count("CONV_2D") == 2
+    from harness import tflite_info
+
+    fc_scales = lambda p: [len(tflite_info.read(p).tensors[op.inputs[1]].scales)  # noqa: E731
+                           for op in tflite_info.read(p).ops if op.name == "FULLY_CONNECTED"]
+    assert fc_scales(models["tinyconv8_per_tensor_fc"]) == [1]
+    assert fc_scales(models["tinyconv8"]) == [4]
+
+
+def test_tinyconv_sizes(models: dict[str, Path], tmp_path: Path) -> None:
+    gen = codegen.generate(models["tinyconv8"], tmp_path, "tinyconv-int8")
+    assert gen.macs == 25 * 20 * 8 * 80 + 4000 * 4
+    assert gen.input_shape == (1, 49, 40) and gen.output_shape == (1, 4)
+    # conv output (4000) + zero-point padded input (58 x 46) never live at once with anything else
+    assert gen.arena_bytes == 4000 + 58 * 46
+    # int16 conv weights + int8 fc weights + per-channel bias/multiplier/shift
+    assert gen.weight_bytes == 640 * 2 + 8 * 12 + 16000 + 4 * 4 + 4 * 8
+    header = gen.header.read_text()
+    assert '#define KWS_MODEL_ID "tinyconv-int8"' in header
+    assert "#define KWS_MODEL_INPUT_SIZE 1960" in header and "#define KWS_MODEL_OUTPUT_SIZE 4" in header
+
+
+def test_cache_reuses_the_library(models: dict[str, Path]) -> None:
+    a = codegen.build_native_library(models["tinyconv5"], "tinyconv5")
+    mtime = a.stat().st_mtime_ns
+    assert codegen.build_native_library(models["tinyconv5"], "tinyconv5") == a
+    assert a.stat().st_mtime_ns == mtime
+    assert codegen.build_native_library(models["tinyconv5"], "other-id") != a
+
+
+def test_native_predict_rejects_wrong_shape(models: dict[str, Path]) -> None:
+    so = codegen.build_native_library(models["tinyconv8"], "tinyconv8")
+    with pytest.raises(HarnessError, match="1960 values per sample"):
+        codegen.native_predict(so, np.zeros((2, 40, 49 - 1), dtype=np.int8))
+    with pytest.raises(HarnessError, match="int8"):
+        codegen.native_predict(so, np.zeros((2, 49, 40), dtype=np.float32))
+
+
+def test_unsupported_op_is_named(tmp_path: Path) -> None:
+    for name, build, op in (("avgpool", _build_avgpool, "AVERAGE_POOL_2D"), ("tanh", _build_tanh, "TANH")):
+        path = _convert(name, build, (49, 40))
+        with pytest.raises(HarnessError, match=f"{op} is not supported") as info:
+            codegen.generate(path, tmp_path / name, name)
+        assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_float_model_is_refused(tmp_path: Path) -> None:
+    path = _convert("float", _tinyconv(4), (49, 40), quantize=False)
+    with pytest.raises(HarnessError, match="FLOAT32.*full-int8"):
+        codegen.generate(path, tmp_path, "float")
+
+
+def test_missing_or_corrupt_file(tmp_path: Path) -> None:
+    with pytest.raises(HarnessError, match="no such file"):
+        codegen.build_native_library(tmp_path / "missing.tflite")
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"\0" * 64)
+    with pytest.raises(HarnessError, match="bad.tflite"):
+        codegen.generate(bad, tmp_path / "out", "bad")

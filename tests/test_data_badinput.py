@@ -1,0 +1,135 @@
+"""Bad input for the data path: each case gets a one-line HarnessError naming the path."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+
+from harness import audio, dataset, features, synth
+from harness.cli import main
+from harness.errors import HarnessError
+
+
+def _one_line(exc: pytest.ExceptionInfo) -> str:
+    msg = str(exc.value)
+    assert "\n" not in msg
+    return msg
+
+
+def test_missing_directory(tmp_path):
+    missing = tmp_path / "nope"
+    with pytest.raises(HarnessError) as exc:
+        dataset.load_splits(missing)
+    assert str(missing) in _one_line(exc) and "not found" in str(exc.value)
+
+
+def test_empty_directory(tmp_path):
+    with pytest.raises(HarnessError) as exc:
+        dataset.load_splits(tmp_path)
+    assert str(tmp_path) in _one_line(exc) and "empty" in str(exc.value)
+
+
+def test_wrong_layout_flat_wavs(tmp_path):
+    for i in range(3):
+        (tmp_path / f"clip{i}.wav").write_bytes(b"x")
+    with pytest.raises(HarnessError) as exc:
+        dataset.load_splits(tmp_path)
+    assert str(tmp_path) in _one_line(exc) and "layout" in str(exc.value)
+
+
+def test_wrong_layout_missing_keyword(tmp_path):
+    (tmp_path / "yes").mkdir()
+    (tmp_path / "yes" / "a_nohash_0.wav").write_bytes(b"x")
+    (tmp_path / "cat").mkdir()
+    (tmp_path / "cat" / "a_nohash_0.wav").write_bytes(b"x")
+    with pytest.raises(HarnessError) as exc:
+        dataset.load_splits(tmp_path)
+    assert "no/" in _one_line(exc) and str(tmp_path) in str(exc.value)
+
+
+def test_file_instead_of_directory(tmp_path):
+    f = tmp_path / "file.txt"
+    f.write_text("hi")
+    with pytest.raises(HarnessError, match="not a directory"):
+        dataset.load_splits(f)
+
+
+def test_cli_missing_directory_exits_nonzero_with_one_line(tmp_path, capsys):
+    assert main(["data", "split", str(tmp_path / "nope"), "--json"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and str(tmp_path / "nope") in err and "\n" not in err
+
+
+def test_corrupt_wav_raises_naming_path(tmp_path):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunkjunkjunk")
+    with pytest.raises(HarnessError) as exc:
+        audio.read_wav(bad)
+    assert str(bad) in _one_line(exc) and "corrupt" in str(exc.value)
+
+
+def test_empty_wav_raises(tmp_path):
+    empty = tmp_path / "empty.wav"
+    audio.write_wav(empty, np.zeros(0, np.int16))
+    with pytest.raises(HarnessError, match="empty wav"):
+        audio.read_wav(empty)
+
+
+def test_8khz_wav_is_resampled_to_16khz(tmp_path):
+    import soundfile as sf
+
+    t = np.arange(8000) / 8000
+    tone = (0.5 * np.sin(2 * np.pi * 440 * t) * 32767).astype(np.int16)
+    path = tmp_path / "tone8k.wav"
+    sf.write(str(path), tone, 8000, subtype="PCM_16")
+    x = audio.read_wav(path)
+    assert x.dtype == np.int16 and x.shape == (16000,)
+    spectrum = np.abs(np.fft.rfft(x.astype(np.float64)))
+    assert abs(np.argmax(spectrum) - 440) <= 1  # bin width is 1 Hz at 16000 samples / 16 kHz
+    assert 0.4 * 32767 < np.abs(x).max() < 0.6 * 32767
+
+
+def test_stereo_wav_is_mixed_to_mono(tmp_path):
+    import soundfile as sf
+
+    path = tmp_path / "stereo.wav"
+    sf.write(str(path), np.stack([np.full(100, 1000), np.full(100, 3000)], 1).astype(np.int16), 16000)
+    assert np.all(audio.read_wav(path) == 2000)
+
+
+def test_corrupt_clip_in_split_is_skipped_with_counted_warning(small_dataset, tmp_path):
+    root = tmp_path / "ds"
+    shutil.copytree(small_dataset, root)
+    victims = sorted((root / "yes").glob("*.wav"))[:2]
+    for v in victims:
+        v.write_bytes(b"not a wav at all")
+    splits = dataset.load_splits(root)
+    name = next(n for n in dataset.SPLITS if any(s.path in victims for s in splits.split(n)))
+    n_bad = sum(s.path in victims for s in splits.split(name))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        x, y = features.split_features(splits, name, progress=False, processes=1)
+    assert len(x) == len(y) == len(splits.split(name)) - n_bad
+    msgs = [str(w.message) for w in caught if "unreadable" in str(w.message)]
+    assert msgs and msgs[0].startswith(f"skipped {n_bad} unreadable wav file(s)")
+
+
+def test_missing_tts_engine_says_how_to_install(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: neither engine is found
+    with pytest.raises(HarnessError) as exc:
+        synth.generate(tmp_path / "out", size="small", progress=False)
+    msg = _one_line(exc)
+    assert "espeak-ng" in msg and "flite" in msg and "apt-get install espeak-ng flite" in msg
+
+
+def test_unknown_synth_size():
+    with pytest.raises(HarnessError, match="size"):
+        synth.plan("huge", 0)
+
+
+def test_synth_refuses_non_empty_output(small_dataset):
+    with pytest.raises(HarnessError, match="already holds wav files"):
+        synth.generate(small_dataset, size="small", progress=False)

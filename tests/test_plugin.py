@@ -1,0 +1,172 @@
+"""The pytest plugin on tiny throwaway suites (pytester): options, selection, records, the table,
+bad input, baselines, and one board per pytest-xdist worker. Stand-in variants come from the
+``kws_variant_ids`` ini option, so nothing heavy (torch, TF, QEMU) runs here."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness import results
+
+pytest_plugins = ["pytester"]
+
+REPO = Path(__file__).resolve().parent.parent
+
+INI = """
+[pytest]
+kws_variant_ids =
+    fp32
+    qat-sym-4
+    qat-sym-2
+    ptq-sym-4
+"""
+
+SUITE = """
+def test_measure(variant_id, record, device_spec, kws):
+    acc = {"fp32": 0.95, "qat-sym-4": 0.91, "qat-sym-2": 0.5, "ptq-sym-4": 0.85}[variant_id]
+    record(variant_id, "accuracy", acc * FACTOR)
+    record(variant_id, "flash", 20000, "B")
+    record(variant_id, "device", hash(device_spec) % 1000, "id", passed=None)
+    (kws.run_dir / f"dev-{variant_id}-{kws.worker}").write_text(device_spec)
+    record.assert_budgets()
+"""
+
+BUDGETS = """
+[budget."*"]
+accuracy_min = 0.9
+flash_max = "64 KB"
+
+[budget."*-2"]
+accuracy_min = 0.4
+"""
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makefile(".ini", pytest=INI)
+    pytester.makepyfile(test_suite=SUITE.replace("FACTOR", "1.0"))
+    pytester.makefile(".toml", budgets=BUDGETS)
+    return pytester
+
+
+def _args(p: pytest.Pytester, *extra: str) -> list[str]:
+    return ["-p", "harness.plugin", "-p", "no:cacheprovider", "--budgets", str(p.path / "budgets.toml"),
+            "--results-dir", str(p.path / "res"), *extra]
+
+
+def _rows(p: pytest.Pytester) -> list[results.Row]:
+    runs = results.list_runs(p.path / "res")
+    assert runs, "no run folder written"
+    return results.load_run(runs[-1]).rows
+
+
+def test_options_are_registered_once_without_clashes(suite: pytest.Pytester) -> None:
+    r = suite.runpytest(*_args(suite, "--help"))
+    out = r.stdout.str()
+    for opt in ("--device=DEV", "--dataset=DIR", "--budgets=FILE", "--variants=IDS", "--backend",
+                "--results-dir=DIR", "--baseline=last|PATH", "--device-samples=N"):
+        assert out.count(opt) == 1, opt
+    for foreign in ("--port", "--count", "--lg-"):
+        assert f"  {foreign}" not in out
+
+
+def test_run_records_checks_budgets_and_prints_table(suite: pytest.Pytester) -> None:
+    r = suite.runpytest(*_args(suite, "-v"))
+    r.assert_outcomes(passed=3, failed=1)
+    out = r.stdout.str()
+    assert "test_measure[ptq-sym-4]" in out
+    assert "ptq-sym-4: accuracy = 0.85 fails budget accuracy_min >= 0.9" in out
+    assert "kws-harness results" in out and "FAIL (1/2)" in out and "PASS (2/2)" in out
+    rows = _rows(suite)
+    assert len(rows) == 12
+    acc = {r.variant: r for r in rows if r.metric == "accuracy"}
+    assert acc["qat-sym-2"].limit == 0.4 and acc["qat-sym-2"].passed is True  # later pattern wins
+    assert acc["ptq-sym-4"].passed is False and acc["ptq-sym-4"].test_id.endswith("test_measure[ptq-sym-4]")
+    meta = results.load_run(results.list_runs(suite.path / "res")[-1]).metadata
+    assert meta["budgets"]["sections"][1]["pattern"] == "*-2" and "finished" in meta and meta["git"]["sha"]
+
+
+def test_variant_selection_and_keyword_aliases(suite: pytest.Pytester) -> None:
+    r = suite.runpytest(*_args(suite, "--variants", "qat-*,fp32", "-k", "qat and 4bit", "-v"))
+    r.assert_outcomes(passed=1, deselected=2)
+    r.stdout.fnmatch_lines(["*test_measure[[]qat-sym-4[]] PASSED*"])
+
+
+def test_no_records_means_no_run_folder(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_plain="def test_x():\n    assert 1\n")
+    r = pytester.runpytest("-p", "harness.plugin", "--results-dir", str(pytester.path / "res"))
+    r.assert_outcomes(passed=1)
+    assert not (pytester.path / "res").exists()
+
+
+@pytest.mark.parametrize("extra,budgets,message", [
+    ((), '[budget."*"]\naccuracy_mn = 0.9\n', r"*budgets.toml:2: unknown budget key 'accuracy_mn'*"),
+    (("--device", "/dev/ttyNOPE9"), None, "*--device '/dev/ttyNOPE9' matches nothing*"),
+    (("--device", "emu,emu"), None, "*--device lists 2 boards (emu,emu); run with -n 2*"),
+    (("--variants", "qat-*-3"), None, "*--variants 'qat-[*]-3' matches no variant id; valid ids: fp32*"),
+    (("--baseline", "/nonexistent/run"), None, "*baseline /nonexistent/run does not exist*"),
+    (("--baseline", "last"), None, "*--baseline last: no earlier run*"),
+    (("--backend", "tflm"), None, "*--backend tflm runs on a real board only*"),
+    (("--device-samples", "0"), None, "*--device-samples must be at least 1*"),
+])
+def test_bad_input_is_one_line_and_a_failed_run(suite: pytest.Pytester, extra: tuple, budgets: str | None,
+                                                 message: str) -> None:
+    if budgets is not None:
+        (suite.path / "budgets.toml").write_text(budgets)
+    r = suite.runpytest(*_args(suite, *extra))
+    assert r.ret == pytest.ExitCode.USAGE_ERROR
+    r.stderr.fnmatch_lines([f"ERROR: {message}"])
+    assert "Traceback" not in r.stderr.str() + r.stdout.str()
+
+
+def test_results_dir_not_writable(suite: pytest.Pytester) -> None:
+    blocker = suite.path / "blocker"
+    blocker.write_text("a file where the results folder should be")
+    r = suite.runpytest("-p", "harness.plugin", "--results-dir", str(blocker / "res"))
+    assert r.ret == pytest.ExitCode.USAGE_ERROR
+    r.stderr.fnmatch_lines(["ERROR: results directory */blocker/res is not writable*"])
+
+
+def test_baseline_regression_and_other_variants(suite: pytest.Pytester) -> None:
+    shutil.copy(REPO / "suites" / "test_regression.py", suite.path / "test_zregression.py")
+    r = suite.runpytest(*_args(suite))
+    r.assert_outcomes(passed=3, failed=1, skipped=4)  # no baseline: regression skipped with reason
+    # second run: qat-sym-4 loses 5 points of accuracy -> regression against the first run
+    suite.makepyfile(test_suite=SUITE.replace("FACTOR", "(0.95 if variant_id == 'qat-sym-4' else 1.0)"))
+    r = suite.runpytest(*_args(suite, "--baseline", "last", "-rs"))
+    out = r.stdout.str()
+    assert "regression vs" in out and "qat-sym-4 accuracy: 0.91 -> 0.8645" in out
+    r.assert_outcomes(passed=2 + 3, failed=2 + 1)  # ptq-sym-4 budget, qat-sym-4 budget + regression
+    # a baseline with none of the selected variants
+    base = results.list_runs(suite.path / "res")[0]
+    r = suite.runpytest(*_args(suite, "--baseline", str(base), "--variants", "fp32"))
+    assert r.ret == 0
+    other = suite.path / "other"
+    results.RunStore(other).record("struct-l1-40-ft", "accuracy", 0.9)
+    r = suite.runpytest(*_args(suite, "--baseline", str(other)))
+    assert r.ret == pytest.ExitCode.USAGE_ERROR
+    r.stderr.fnmatch_lines(["ERROR: baseline */other has none of the selected variants*struct-l1-40-ft*"])
+
+
+def test_xdist_gives_each_worker_its_own_board(suite: pytest.Pytester) -> None:
+    devices = "socket://127.0.0.1:1,socket://127.0.0.1:2"
+    r = suite.runpytest_subprocess(*_args(suite, "-n", "2", "--device", devices))
+    r.assert_outcomes(passed=3, failed=1)
+    run = results.list_runs(suite.path / "res")[-1]
+    expected = devices.split(",")
+    files = list(run.glob("dev-*"))
+    assert len(files) == 4
+    for f in files:  # dev-<variant>-gwK holds the device that worker K used: entry K of --device
+        worker = f.name.rsplit("-", 1)[1]
+        assert f.read_text() == expected[int(worker[2:])]
+    assert sorted(p.name for p in run.glob("measurements*.csv")) in (
+        ["measurements-gw0.csv", "measurements-gw1.csv"], ["measurements-gw0.csv"], ["measurements-gw1.csv"])
+    assert len(results.load_run(run).rows) == 12
+    assert "kws-harness results" in r.stdout.str()
+    bad = suite.runpytest_subprocess(*_args(suite, "-n", "2", "--device", "socket://127.0.0.1:1"))
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(["*--device lists 1 board(s)*but -n 2 starts 2 workers*"])

@@ -1,0 +1,107 @@
+"""Report tables (terminal, Markdown, HTML, JSON), the compare diff logic, and the two CLI commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness import compare, report, results
+from harness.cli import main
+from harness.errors import HarnessError
+
+
+def _run(path: Path, rows: list[tuple]) -> results.Run:
+    store = results.RunStore(path)
+    for r in rows:
+        store.record(*r)
+    return results.load_run(path)
+
+
+BASE = [
+    ("fp32", "accuracy", 0.94, "", 0.9, True),
+    ("fp32", "flash", 40000, "B", 1048576, True),
+    ("fp32", "device_network", 700000, "instructions"),
+    ("fp32", "host_latency_cpu", 0.2, "ms"),
+    ("fp32", "exact", 1.0, "bool", 1.0, True),
+    ("qat-sym-4", "accuracy", 0.90, ""),
+    ("qat-sym-4", "device_network", 650000, "instructions"),
+]
+
+
+def test_compare_flags_drop_and_growth_beyond_tolerance(tmp_path: Path) -> None:
+    base = _run(tmp_path / "base", BASE)
+    new = _run(tmp_path / "new", [
+        ("fp32", "accuracy", 0.935, ""),                       # -0.005: within 0.01
+        ("fp32", "flash", 41000, "B"),                         # +2.5 %: over 2 %
+        ("fp32", "device_network", 720000, "instructions"),    # +2.9 %: within 5 %
+        ("fp32", "host_latency_cpu", 0.25, "ms"),              # +25 %: within 50 %
+        ("fp32", "exact", 0.0, "bool"),                        # lost exactness
+        ("qat-sym-4", "accuracy", 0.85, ""),                   # -0.05: over
+        ("qat-sym-4", "device_network", 650000, "cycles"),     # other unit: not compared
+        ("ptq-sym-8", "accuracy", 0.93, ""),                   # not in baseline
+    ])
+    cmp = compare.compare_runs(base, new, {"size_growth": 0.02, "accuracy_drop": 0.01})
+    bad = {(d.variant, d.metric) for d in cmp.regressions}
+    assert bad == {("fp32", "flash"), ("fp32", "exact"), ("qat-sym-4", "accuracy")}
+    assert not cmp.ok
+    assert cmp.only_in_new == ["ptq-sym-8"]
+    na = [d for d in cmp.diffs if d.ok is None]
+    assert len(na) == 1 and "units differ" in na[0].note
+    s = cmp.summary()
+    assert "3 regression(s)" in s and "not in baseline: ptq-sym-8" in s and "qat-sym-4 accuracy" in s
+    # a looser tolerance lets the same numbers pass
+    loose = compare.compare_runs(base, new, {"size_growth": 0.05, "accuracy_drop": 0.1}, variants=["fp32"])
+    assert {(d.variant, d.metric) for d in loose.regressions} == {("fp32", "exact")}
+
+
+def test_compare_baseline_with_other_variants_is_an_error(tmp_path: Path) -> None:
+    base = _run(tmp_path / "base", [("fp32", "accuracy", 0.9, "")])
+    new = _run(tmp_path / "new", [("qat-sym-2", "accuracy", 0.5, "")])
+    with pytest.raises(HarnessError, match="has none of the variants"):
+        compare.compare_runs(base, new)
+
+
+def test_report_table_markdown_html_json(tmp_path: Path) -> None:
+    run = _run(tmp_path / "r", BASE + [("qat-sym-4", "flash_estimate", 5000, "B"),
+                                       ("qat-sym-4", "accuracy_yes", 0.5, "", 0.8, False)])
+    rows = {r["variant"]: r for r in report.summary_rows(run)}
+    assert rows["fp32"]["verdict"] == "PASS" and rows["qat-sym-4"]["verdict"] == "FAIL"
+    assert rows["fp32"]["cells"]["flash"] == "39.1 KiB"
+    assert rows["qat-sym-4"]["cells"]["flash"] == "~4.9 KiB"  # an estimate, marked
+    assert rows["fp32"]["cells"]["device net"] == "700.0 k instr"
+    assert "accuracy_yes=0.5" in rows["qat-sym-4"]["failed"][0]
+    from rich.console import Console
+
+    console = Console(record=True, width=160)
+    report.print_table(run, console)
+    text = console.export_text()
+    assert "fp32" in text and "PASS" in text and "FAIL" in text and "94.0 %" in text
+    md = report.markdown(run)
+    assert "| fp32 |" in md and "## Failed checks" in md
+    html = report.html_report(run)
+    assert "<table>" in html and "qat-sym-4" in html
+    written = report.write_reports(run, figures=False)
+    assert {p.name for p in written} == {"report.md", "report.html", "summary.json"}
+    summary = json.loads((run.path / "summary.json").read_text())
+    assert summary["variants"][0]["variant"] == "fp32"
+
+
+def test_cli_report_and_compare(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "results"
+    a = root / "runs" / "20260101T000000Z-aaa"
+    b = root / "runs" / "20260102T000000Z-bbb"
+    _run(a, BASE)
+    _run(b, [(v, m, val * (1.2 if m == "device_network" else 1.0), *rest) for v, m, val, *rest in BASE])
+    assert main(["report", str(root), "--json", "--no-plots"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["run"] == str(b) and (b / "report.md").exists()
+    assert main(["compare", str(a), str(b)]) == 1
+    out = capsys.readouterr()
+    assert "REGRESSION" in out.out and "device_network" in out.out and "regression" in out.err
+    assert main(["compare", str(a), str(a), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True
+    assert main(["report", str(b), "--baseline", "last", "--no-write"]) == 1
+    assert main(["compare", str(tmp_path / "nope"), str(b)]) == 2
+    assert "no runs found" in capsys.readouterr().err
