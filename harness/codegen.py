@@ -238,13 +238,14 @@ class _Lowering:
         fields = dict(in_h=in_h, in_w=in_w, in_c=in_c, out_h=out_h, out_w=out_w, out_c=out_c, k_h=k_h, k_w=k_w,
                       stride_h=s_h, stride_w=s_w, pad_top=pad_top, pad_left=pad_left,
                       padded_h=padded_h if needs_pad else 0, padded_w=padded_w if needs_pad else 0,
+                      k_padded=conv_k_padded(w),
                       input_zp=in_zp, output_zp=out_zp, act_min=act_min, act_max=act_max,
                       weights=f"{p}_weights", bias=f"{p}_bias", multiplier=f"{p}_mult", shift=f"{p}_shift")
         return _Step(op.name, arrays + _c_struct("kws_conv2d_t", p, fields),
                      f"kws_conv2d_s8(&{p}, {{in}}, {{out}}, {{scratch}});", op.inputs[0], op.outputs[0],
                      macs=out_h * out_w * out_c * k_h * k_w * in_c,
                      const_bytes=layout.size * 2 + out_c * 12,
-                     scratch_bytes=padded_h * padded_w * in_c if needs_pad else 0)
+                     scratch_bytes=conv_k_padded(w) + (padded_h * padded_w * in_c if needs_pad else 0))
 
     def depthwise_conv_2d(self, op: tflite_info.OpInfo, k: int) -> _Step:
         o = op.options
@@ -358,35 +359,29 @@ def softmax_params(beta: float, input_scale: float, integer_bits: int = 5) -> tu
     return mult, left_shift, -radius
 
 
+def conv_k_padded(w: np.ndarray) -> int:
+    """Patch length the conv kernel uses: k_h * k_w * in_c rounded up to 8 (two words per step)."""
+    k = int(np.prod(w.shape[1:]))
+    return -(-k // 8) * 8
+
+
 def conv_weight_layout(w: np.ndarray) -> np.ndarray:
     """CONV_2D weights [out_c, k_h, k_w, in_c] as the int16 stream kws_conv2d_s8 reads.
 
-    Per block of 4 output channels, per filter row: groups of 4 inputs, each channel's 4 weights
-    ordered (w0, w2, w1, w3) so a word pair lines up with SXTB16(x) = (x0, x2) and
-    SXTB16(x ror 8) = (x1, x3); then the row's 1-3 tail inputs, one per channel. Channels beyond
-    the last full block follow one at a time in the same per-row order.
+    Each channel's flattened weights are zero-padded to ``conv_k_padded`` and cut into groups of 4
+    ordered (w0, w2, w1, w3), so a word pair lines up with SXTB16(x) = (x0, x2) and
+    SXTB16(x ror 8) = (x1, x3) of 4 patch bytes. Blocks of 4 channels interleave their groups
+    (group g of channels c..c+3, then group g + 1); channels beyond the last full block follow one
+    at a time.
     """
-    out_c, k_h, _, _ = w.shape
-    rows = w.reshape(out_c, k_h, -1).astype(np.int16)
-    row_len = rows.shape[2]
-    groups, tail = divmod(row_len, 4)
-    order = np.array([0, 2, 1, 3])
-    parts: list[np.ndarray] = []
+    out_c = w.shape[0]
+    kp = conv_k_padded(w)
+    flat = np.zeros((out_c, kp), dtype=np.int16)
+    flat[:, :int(np.prod(w.shape[1:]))] = w.reshape(out_c, -1)
+    groups = flat.reshape(out_c, kp // 4, 4)[:, :, [0, 2, 1, 3]]  # [out_c, groups, 4]
     blocks = out_c // 4
-    for b in range(blocks):
-        chans = rows[4 * b:4 * b + 4]  # [4, k_h, row_len]
-        for ky in range(k_h):
-            if groups:
-                g = chans[:, ky, :groups * 4].reshape(4, groups, 4)[:, :, order]  # [4ch, groups, 4]
-                parts.append(g.transpose(1, 0, 2).reshape(-1))
-            if tail:
-                parts.append(chans[:, ky, groups * 4:].T.reshape(-1))  # per tail input, 4 channels
-    for c in range(blocks * 4, out_c):
-        for ky in range(k_h):
-            if groups:
-                parts.append(rows[c, ky, :groups * 4].reshape(groups, 4)[:, order].reshape(-1))
-            if tail:
-                parts.append(rows[c, ky, groups * 4:])
+    parts = [groups[4 * b:4 * b + 4].transpose(1, 0, 2).reshape(-1) for b in range(blocks)]
+    parts += [groups[c].reshape(-1) for c in range(blocks * 4, out_c)]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
 
 

@@ -2,8 +2,11 @@
 host build of the same core, reachable at a ``socket://127.0.0.1:PORT`` URL.
 
 QEMU runs with ``-icount shift=0`` so its timers count executed instructions (deterministic,
-reported as instructions, never as milliseconds), serves its UART on 127.0.0.1 only, and waits for
-the harness to connect (``wait=on``, else the first bytes are lost). A QEMU whose parent dies
+reported as instructions, never as milliseconds). The link is what the ELF says (symbol
+``kws_emu_link``): "semihost" (default) = the firmware reads/writes QEMU's stdin/stdout through
+semihosting and a relay thread here bridges them to a TCP socket on 127.0.0.1 (bulk transfer,
+~2 ms per feature frame), or "uart" = UART0 served by QEMU itself on 127.0.0.1 with ``wait=on``
+(byte by byte, ~45 us a byte). Either way nothing listens on other interfaces. A QEMU whose parent dies
 keeps spinning at 100 % CPU, so every child is tied to the harness three ways: context manager,
 atexit, and PR_SET_PDEATHSIG (the kernel kills it if the harness dies without cleaning up).
 """
@@ -53,15 +56,91 @@ def _is_arm_elf(path: Path) -> bool:
     return head[:4] == b"\x7fELF" and int.from_bytes(head[18:20], "little") == 40  # EM_ARM
 
 
-def qemu_command(elf: Path, port: int) -> list[str]:
-    """The QEMU command line for one emulated board (DESIGN.md section 5)."""
+def emu_link(elf: Path) -> str:
+    """The link the emulated firmware was built for: "semihost" or "uart" (symbol kws_emu_link)."""
+    from elftools.elf.elffile import ELFFile
+
+    with open(elf, "rb") as f:
+        e = ELFFile(f)
+        symtab = e.get_section_by_name(".symtab")
+        syms = symtab.get_symbol_by_name("kws_emu_link") if symtab else None
+        if not syms:
+            return "uart"
+        sym = syms[0]
+        sec = e.get_section(sym["st_shndx"])
+        off = sym["st_value"] - sec["sh_addr"]
+        return sec.data()[off : off + sym["st_size"]].split(b"\0")[0].decode() or "uart"
+
+
+def qemu_command(elf: Path, port: int | None) -> list[str]:
+    """The QEMU command line for one emulated board (DESIGN.md section 5); port None = stdio link."""
+    serial = ["-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on"] if port else ["-serial", "none"]
     return [
-        QEMU, "-M", QEMU_MACHINE, "-nographic", "-monitor", "none",
+        QEMU, "-M", QEMU_MACHINE, "-display", "none", "-monitor", "none",
         "-semihosting-config", "enable=on,target=native",
-        "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on",
+        *serial,
         "-icount", "shift=0",
         "-kernel", str(elf),
     ]
+
+
+class _Relay(threading.Thread):
+    """Bridges QEMU's stdin/stdout to one TCP client at a time on 127.0.0.1 (the semihost link).
+
+    When QEMU ends, the client's socket is closed, so the host link sees the board go away at
+    once instead of waiting for a timeout."""
+
+    def __init__(self, proc: subprocess.Popen):
+        super().__init__(daemon=True, name=f"qemu-relay-{proc.pid}")
+        self.proc = proc
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(1)
+        self.port = self.listener.getsockname()[1]
+        self._stopping = False
+
+    def stop(self) -> None:
+        self._stopping = True
+        try:
+            self.listener.close()
+        except OSError:
+            pass
+
+    def run(self) -> None:
+        qout = self.proc.stdout.fileno()
+        qin = self.proc.stdin.fileno()
+        try:
+            while not self._stopping:
+                ready, _, _ = select.select([self.listener, qout], [], [], 0.5)
+                if qout in ready and not os.read(qout, 65536):
+                    return  # QEMU ended (output before a client connects is dropped, like a UART)
+                if self.listener not in ready:
+                    continue
+                conn, _ = self.listener.accept()
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                with conn:
+                    if not self._pump(conn, qin, qout):
+                        return
+        except (OSError, ValueError):
+            return
+        finally:
+            self.stop()
+
+    def _pump(self, conn: socket.socket, qin: int, qout: int) -> bool:
+        """Copy both ways until the client leaves (True) or QEMU ends (False)."""
+        while not self._stopping:
+            ready, _, _ = select.select([conn, qout], [], [], 0.5)
+            if qout in ready:
+                data = os.read(qout, 65536)
+                if not data:
+                    return False
+                conn.sendall(data)
+            if conn in ready:
+                data = conn.recv(65536)
+                if not data:
+                    return True
+                os.write(qin, data)
+        return False
 
 
 @dataclass(eq=False)
@@ -72,6 +151,7 @@ class EmulatedBoard:
     kind: str  # "qemu" or "native"
     port: int
     proc: subprocess.Popen
+    relay: "_Relay | None" = None
     log: list[str] = field(default_factory=list)
 
     @property
@@ -100,9 +180,15 @@ class EmulatedBoard:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
-        for stream in (self.proc.stdout, self.proc.stderr):
+        if self.relay is not None:
+            self.relay.stop()
+            self.relay.join(timeout=2)
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if stream:
-                stream.close()
+                try:
+                    stream.close()
+                except OSError:
+                    pass
         _live.discard(self)
         return self.proc.returncode
 
@@ -119,15 +205,29 @@ class EmulatedBoard:
         self.close()
 
 
-def _spawn(cmd: list[str]) -> subprocess.Popen:
+def _spawn(cmd: list[str], stdin: Any = subprocess.DEVNULL) -> subprocess.Popen:
     try:
-        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        return subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 preexec_fn=_die_with_parent, close_fds=True)
     except FileNotFoundError:
         raise HarnessError(f"emulator: {cmd[0]} not found (install Debian's qemu-system-arm)") from None
 
 
+def _start_qemu_stdio(elf: Path) -> EmulatedBoard:
+    proc = _spawn(qemu_command(elf, None), stdin=subprocess.PIPE)
+    relay = _Relay(proc)
+    relay.start()
+    time.sleep(0.02)
+    if proc.poll() is not None:
+        relay.stop()
+        err = proc.stderr.read().decode(errors="replace").strip()
+        raise HarnessError(f"emulator: QEMU failed to start {elf}: {err.splitlines()[0] if err else proc.returncode}")
+    return EmulatedBoard(elf, "qemu", relay.port, proc, relay)
+
+
 def _start_qemu(elf: Path) -> EmulatedBoard:
+    if emu_link(elf) == "semihost":
+        return _start_qemu_stdio(elf)
     for _ in range(3):  # another process may grab the free port before QEMU binds it
         port = _free_port()
         proc = _spawn(qemu_command(elf, port))

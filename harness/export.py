@@ -115,8 +115,11 @@ def _quiet_tensorflow() -> Any:
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     from .reference import capture_c_output
 
-    with capture_c_output():
-        import tensorflow as tf
+    try:
+        with capture_c_output():
+            import tensorflow as tf
+    except ImportError as exc:
+        raise HarnessError(f"export needs TensorFlow (pip install tensorflow-cpu==2.21.0): {exc}") from None
     tf.get_logger().setLevel(logging.ERROR)
     logging.getLogger("absl").setLevel(logging.ERROR)
     return tf

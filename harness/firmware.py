@@ -11,6 +11,7 @@ RAM = data+bss), the model's own bytes from the linker map, and PlatformIO's RAM
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -354,10 +355,11 @@ def _run_pio(args: list[str], env: dict[str, str], where: str, pio_env_name: str
 
 
 def build(target: str | Path | None, env: str = "emu_m4", backend: str = "aot", model_id: str | None = None, *,
-          extra_src_dirs: tuple[Path | str, ...] = (), force: bool = False) -> Build:
+          extra_src_dirs: tuple[Path | str, ...] = (), defines: tuple[str, ...] = (), force: bool = False) -> Build:
     """Build the firmware for a variant id or a .tflite file (cached by content hash).
 
-    ``extra_src_dirs`` adds source folders (tests use a stand-in model there with target None).
+    ``extra_src_dirs`` adds source folders (tests use a stand-in model there with target None);
+    ``defines`` adds preprocessor symbols (e.g. ``KWS_EMU_LINK_UART``: the emulated board on UART0).
     """
     if env not in ENVS:
         raise HarnessError(f"build: unknown environment {env!r} (choose from {', '.join(ENVS)})")
@@ -375,9 +377,20 @@ def build(target: str | Path | None, env: str = "emu_m4", backend: str = "aot", 
     model_id = model_id or variant or (tflite.stem if tflite else "standin")
     where = variant or (str(tflite) if tflite else model_id)
 
+    for d in defines:
+        if not re.fullmatch(r"[A-Za-z_]\w*(=\w+)?", d):
+            raise HarnessError(f"build: bad preprocessor define {d!r}")
     key = content_hash(file_hash(tflite) if tflite else None, model_id, env, backend, firmware_fingerprint(),
-                       [(d.name, content_hash(*sorted(p for p in d.rglob("*") if p.is_file()))) for d in extra])
+                       [(d.name, content_hash(*sorted(p for p in d.rglob("*") if p.is_file()))) for d in extra],
+                       sorted(defines))
     out = artifact_dir("firmware", key)
+    with open(out / ".lock", "w") as lock:  # the same build from two processes: one builds, one waits
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_locked(out, key, tflite, variant, model_id, env, backend, extra, defines, force, where)
+
+
+def _build_locked(out: Path, key: str, tflite: Path | None, variant: str | None, model_id: str, env: str,
+                  backend: str, extra: tuple[Path, ...], defines: tuple[str, ...], force: bool, where: str) -> Build:
     meta_path = out / "build.json"
     if meta_path.is_file() and not force:
         built = Build.from_dict(json.loads(meta_path.read_text()))
@@ -403,7 +416,8 @@ def build(target: str | Path | None, env: str = "emu_m4", backend: str = "aot", 
             generated = _write_tflm_model(tflite, model_dir, model_id)
     penv = pio_env()
     penv.update(KWS_BUILD_HASH=key, KWS_BACKEND=backend, PLATFORMIO_BUILD_DIR=str(out / "pio"),
-                KWS_EXTRA_SRC_DIRS=os.pathsep.join(map(str, extra)))
+                KWS_EXTRA_SRC_DIRS=os.pathsep.join(map(str, extra)),
+                PLATFORMIO_BUILD_FLAGS=" ".join(f"-D{d}" for d in sorted(defines)))
     penv.pop("KWS_MODEL_DIR", None)
     if tflite is not None:
         penv["KWS_MODEL_DIR"] = str(model_dir)

@@ -5,10 +5,16 @@ backends do not run, and we want the simulated arithmetic to match what the expo
 computes. Each wrapped layer (Conv2d, Linear) in its forward pass
 
 - quantizes its input activation with a range observed during calibration (running min/max),
-- quantizes its weight (per tensor, or per output channel as an option) from the weight's own range,
+- quantizes its weight at ``bits`` (per tensor, or per output channel as an option) from the
+  weight's own range,
 - quantizes its bias to int32 at scale ``s_in * s_w`` (the TFLite convention, so the bias adds no
   error beyond what the integer model has),
 - computes on the dequantized values, i.e. exactly ``s_in * s_w * (integer accumulator)``.
+
+Activations use ``act_bits`` = 8 by default, whatever the weight bit width: the exported model
+and every on-device runtime compute on int8 activations, so a 2-bit variant is 2-bit weights with
+int8 activations, and its PyTorch accuracy is the accuracy of what runs on the device (set
+``act_bits`` lower to study narrower activations; no runtime here executes those).
 
 Rounding and clamping pass gradients straight through (STE): identity inside the clamp range,
 zero outside, so quantization-aware training (QAT) can fine-tune the float weights under the grid.
@@ -159,12 +165,19 @@ class QuantConfig:
     bits: int = 8
     symmetric: bool = True
     per_channel: bool = False
+    act_bits: int = 8
 
     def __post_init__(self) -> None:
         check_bits(self.bits)
+        check_bits(self.act_bits)
 
     def quantizer(self) -> _Quantizer:
+        """The weight quantizer."""
         return SymmetricQuantizer(self.bits) if self.symmetric else AsymmetricQuantizer(self.bits)
+
+    def act_quantizer(self) -> _Quantizer:
+        """The activation quantizer (same grid kind, ``act_bits`` wide)."""
+        return SymmetricQuantizer(self.act_bits) if self.symmetric else AsymmetricQuantizer(self.act_bits)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -202,6 +215,7 @@ class _QuantLayer(nn.Module):
         self.layer = layer
         self.config = config
         self.quantizer = config.quantizer()
+        self.act_quantizer = config.act_quantizer()
         self.act = ActivationObserver()
 
     @property
@@ -221,7 +235,7 @@ class _QuantLayer(nn.Module):
     def input_params(self) -> tuple[torch.Tensor, torch.Tensor]:
         if not bool(self.act.seen):
             raise HarnessError("quantized layer used before calibration (run quant.calibrate first)")
-        return self.quantizer.params_from_range(self.act.lo, self.act.hi)
+        return self.act_quantizer.params_from_range(self.act.lo, self.act.hi)
 
     def quantized_weight(self) -> torch.Tensor:
         """The dequantized weight the forward pass uses (what export consumes)."""
@@ -242,7 +256,7 @@ class _QuantLayer(nn.Module):
         if self.act.mode == "calibrate" or (self.act.mode == "ema" and self.training):
             self.act.observe(x)
         s_in, z_in = self.input_params()
-        x = self.quantizer.fake(x, s_in, z_in)
+        x = self.act_quantizer.fake(x, s_in, z_in)
         return self._op(x, self.quantized_weight(), self.quantized_bias())
 
 

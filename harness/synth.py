@@ -207,7 +207,8 @@ def degrade(word_audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
             noise /= np.sqrt(np.mean(noise**2))
         snr = rng.uniform(*s["snr_db"])
         out += noise * speech_rms / 10 ** (snr / 20)
-    return out
+    peak = np.max(np.abs(out))
+    return out * (0.99 / peak) if peak > 0.99 else out  # never clip: scale the mix down instead
 
 
 def progress_track(iterable, total: int, description: str, enabled: bool = True):

@@ -121,11 +121,11 @@ def recipe(spec: VariantSpec) -> dict[str, Any]:
     """The compression recipe of a variant (recorded in its metadata and part of its cache key)."""
     if spec.kind == "ptq":
         return {"method": "ptq", "calibration_samples": quant.PTQ_CALIBRATION_SAMPLES, "per_channel": False,
-                "bias": "int32 at s_in*s_w", "activations": f"{spec.bits}-bit, calibrated min/max"}
+                "bias": "int32 at s_in*s_w", "activations": "8-bit, calibrated min/max"}
     if spec.kind == "qat":
         return {"method": "qat", "epochs": quant.QAT_EPOCHS, "lr": quant.QAT_LR, "seed": SEED,
                 "calibration_samples": quant.PTQ_CALIBRATION_SAMPLES, "per_channel": False,
-                "observer_ema": quant.EMA_MOMENTUM, "train_features": "baseline augmented copies"}
+                "activations": "8-bit, calibrated min/max, then EMA while training", "observer_ema": quant.EMA_MOMENTUM, "train_features": "baseline augmented copies"}
     if spec.kind in ("struct", "unstruct"):
         r: dict[str, Any] = {"method": f"{spec.kind}ured pruning", "criterion": spec.criterion, "amount": spec.amount}
         if spec.finetune:

@@ -23,7 +23,8 @@ def _harness_call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return fn(*args, **kwargs)
     except HarnessError as exc:
-        pytest.fail(f"{what}: {exc}", pytrace=False)
+        message = f"{what}: {exc}"
+    pytest.fail(message, pytrace=False)  # outside the except: no chained traceback
 
 
 # --- data and host side ------------------------------------------------------------------------

@@ -49,6 +49,8 @@ def _synthetic(rng: np.random.Generator) -> dict[str, np.ndarray]:
         "sine-sweep": (sweep * 16000).astype(np.int16),
         "clipped-loud": np.clip(sweep * 200000 + rng.normal(0, 20000, SR), -32768, 32767).astype(np.int16),
         "full-scale-square": np.where(np.sin(2 * np.pi * 440 * t) >= 0, 32767, -32768).astype(np.int16),
+        "nyquist-full-scale": np.where(np.arange(SR) % 2 == 0, 32767, -32768).astype(np.int16),
+        "uniform-full-range": rng.integers(-32768, 32768, SR).astype(np.int16),
         "impulses": np.where(np.arange(SR) % 1601 == 0, 30000, 0).astype(np.int16),
         "dc-offset": np.full(SR, -12000, np.int16),
     }

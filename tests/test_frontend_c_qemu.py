@@ -1,8 +1,9 @@
 """The C front end compiled for the Cortex-M4F and run in QEMU (mps2-an386) equals the host.
 
 WHY separately from test_frontend_c.py: the host .so proves the port matches TF, but the
-firmware runs arm-none-eabi-gcc code, where shifts of negative values, int16 wrap-around and
-64-bit multiplies take other instruction paths. This builds a minimal bare-metal image (own
+firmware runs other code: its FFT uses the M4's DSP instructions (SADD16, SMUSD, SSAX, ...)
+instead of the portable C, and shifts of negative values, int16 wrap-around and 64-bit
+multiplies take other instruction paths. This builds a minimal bare-metal image (own
 vector table, semihosting output, no board layer, so it tests only kws_frontend), runs it with
 -icount shift=0 and compares every int8 feature with the host build. It also reports the
 front end's instruction count per 1 s clip (SysTick at 25 MHz = 40 instructions per tick).

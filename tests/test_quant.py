@@ -125,3 +125,24 @@ def test_qat_trains_through_the_ste_and_moves_weights():
     assert torch.equal(model.fc.weight, before)  # the baseline is untouched
     assert qm.conv.act.mode == "frozen" and not qm.training
     assert len(torch.unique(qm.fc.quantized_weight())) <= 4
+
+
+def test_activations_default_to_8_bits_and_act_bits_narrows_them():
+    torch.manual_seed(2)
+    x = torch.rand(256, 49, 40) * 26
+    seen = {}
+
+    def grab(name):
+        def hook(module, inputs, output):
+            s, z = module.input_params()
+            seen[name] = module.act_quantizer.fake(inputs[0], s, z)
+        return hook
+
+    for act_bits, limit in ((8, 256), (3, 8)):
+        qm = quant.ptq(TinyConv().eval(), quant.QuantConfig(bits=2, symmetric=False, act_bits=act_bits), x)
+        qm.fc.register_forward_hook(grab(act_bits))
+        with torch.no_grad():
+            qm(x[:32])
+        assert 2 < len(torch.unique(seen[act_bits])) <= limit
+    with pytest.raises(HarnessError):
+        quant.QuantConfig(bits=4, act_bits=12)

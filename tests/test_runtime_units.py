@@ -62,29 +62,23 @@ def test_softmax_params() -> None:
     assert diff_min == -math.floor(31 * 2 ** 26 / 2 ** 23)
 
 
-def _replay_conv_layout(layout: np.ndarray, out_c: int, k_h: int, row_len: int) -> np.ndarray:
-    """Read the int16 stream exactly as kws_conv2d_s8 does; return weights [out_c, k_h, row_len]."""
-    w = np.zeros((out_c, k_h, row_len), dtype=np.int64)
-    groups, tail = divmod(row_len, 4)
+def _replay_conv_layout(layout: np.ndarray, out_c: int, kp: int) -> np.ndarray:
+    """Read the int16 stream exactly as kws_conv2d_s8 does; return weights [out_c, kp]."""
+    w = np.zeros((out_c, kp), dtype=np.int64)
     pos = 0
+
+    def group(c: int, g: int) -> None:
+        nonlocal pos  # lanes: (w0, w2) pair with the even patch bytes, (w1, w3) with the odd ones
+        w[c, 4 * g + 0], w[c, 4 * g + 2], w[c, 4 * g + 1], w[c, 4 * g + 3] = layout[pos:pos + 4]
+        pos += 4
+
     for b in range(out_c // 4):
-        for ky in range(k_h):
-            for g in range(groups):
-                for j in range(4):  # lanes: (w0, w2) with the even inputs, (w1, w3) with the odd
-                    c = 4 * b + j
-                    w[c, ky, 4 * g + 0], w[c, ky, 4 * g + 2], w[c, ky, 4 * g + 1], w[c, ky, 4 * g + 3] = layout[pos:pos + 4]
-                    pos += 4
-            for t in range(tail):
-                w[4 * b:4 * b + 4, ky, 4 * groups + t] = layout[pos:pos + 4]
-                pos += 4
+        for g in range(kp // 4):
+            for j in range(4):
+                group(4 * b + j, g)
     for c in range(out_c // 4 * 4, out_c):
-        for ky in range(k_h):
-            for g in range(groups):
-                w[c, ky, 4 * g + 0], w[c, ky, 4 * g + 2], w[c, ky, 4 * g + 1], w[c, ky, 4 * g + 3] = layout[pos:pos + 4]
-                pos += 4
-            for t in range(tail):
-                w[c, ky, 4 * groups + t] = layout[pos]
-                pos += 1
+        for g in range(kp // 4):
+            group(c, g)
     assert pos == len(layout)
     return w
 
@@ -94,9 +88,12 @@ def test_conv_weight_layout_roundtrip(shape: tuple[int, int, int, int]) -> None:
     rng = np.random.default_rng(1)
     w = rng.integers(-127, 128, shape).astype(np.int8)
     layout = codegen.conv_weight_layout(w)
-    assert layout.dtype == np.int16 and layout.size == w.size
-    out_c, k_h, k_w, in_c = shape
-    np.testing.assert_array_equal(_replay_conv_layout(layout, out_c, k_h, k_w * in_c), w.reshape(out_c, k_h, -1))
+    kp = codegen.conv_k_padded(w)
+    assert kp % 8 == 0 and 0 <= kp - w[0].size < 8
+    assert layout.dtype == np.int16 and layout.size == shape[0] * kp
+    back = _replay_conv_layout(layout, shape[0], kp)
+    np.testing.assert_array_equal(back[:, :w[0].size], w.reshape(shape[0], -1))
+    assert not back[:, w[0].size:].any()  # padding weights are zero
 
 
 def _step(i: int, o: int, scratch: int = 0, alias: bool = False) -> codegen._Step:

@@ -14,11 +14,12 @@
 extern "C" {
 #endif
 
-/* CONV_2D, per-channel. Weights are int16 in the layout written by codegen._conv_weight_layout:
- * blocks of 4 output channels, per filter row: groups of 4 inputs interleaved per channel as
- * (w0, w2, w1, w3) to match SXTB16/SXTB16-ROR8 lanes, then the row's tail inputs; the last
- * out_c % 4 channels follow one by one in the same per-row order. bias already contains
- * input_offset * sum(weights) so padded positions (filled with the input zero point) add 0. */
+/* CONV_2D, per-channel. Weights are int16 in the layout written by codegen.conv_weight_layout:
+ * each channel's k_h*k_w*in_c weights (zero-padded to k_padded, a multiple of 8) in groups of 4
+ * ordered (w0, w2, w1, w3) to match the SXTB16 / SXTB16-ROR8 lanes of 4 patch bytes; blocks of 4
+ * channels interleave their groups, the last out_c % 4 channels follow one by one. bias already
+ * contains input_offset * sum(weights), so padding filled with the input zero point adds 0.
+ * scratch: k_padded bytes of patch, then padded_h * padded_w * in_c bytes if padded_h != 0. */
 typedef struct {
     int16_t in_h, in_w, in_c;
     int16_t out_h, out_w, out_c;
@@ -26,6 +27,7 @@ typedef struct {
     int16_t stride_h, stride_w;
     int16_t pad_top, pad_left;
     int16_t padded_h, padded_w; /* scratch geometry when padding is needed, else 0 */
+    int16_t k_padded;           /* patch length: k_h * k_w * in_c rounded up to 8 */
     int32_t input_zp;           /* fills the padding */
     int32_t output_zp;
     int32_t act_min, act_max;
