@@ -125,12 +125,21 @@ def _c_array(ctype: str, name: str, values: np.ndarray, per_line: int = 24) -> s
     flat = [str(int(v)) for v in np.asarray(values).reshape(-1)]
     lines = [", ".join(flat[i:i + per_line]) for i in range(0, len(flat), per_line)] or ["0"]
     body = ",\n    ".join(lines)
-    return f"static const {ctype} {name}[{max(len(flat), 1)}] = {{\n    {body}\n}};\n"
+    return f"static const {ctype} {name}[{max(len(flat), 1)}] KWS_ALIGNED = {{\n    {body}\n}};\n"
 
 
 def _c_struct(ctype: str, name: str, fields: dict[str, Any]) -> str:
     body = "\n".join(f"    .{k} = {v}," for k, v in fields.items())
     return f"static const {ctype} {name} = {{\n{body}\n}};\n"
+
+
+def _channel_q_array(name: str, bias: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> str:
+    """kws_channel_q_t[] rows {bias, multiplier, left_shift, right_shift, round_mask} per channel."""
+    rows = []
+    for b, m, s in zip(bias.tolist(), mult.tolist(), shift.tolist()):
+        left, right = max(s, 0), max(-s, 0)
+        rows.append(f"    {{{b}, {m}, {left}, {right}, {(1 << right) - 1}}},")
+    return f"static const kws_channel_q_t {name}[{len(rows)}] = {{\n" + "\n".join(rows) + "\n};\n"
 
 
 @dataclass
@@ -233,18 +242,19 @@ class _Lowering:
         bias = self.bias(op, out_c) - in_zp * w.reshape(out_c, -1).sum(axis=1)
         layout = conv_weight_layout(w)
         p = f"op{k}"
-        arrays = (_c_array("int16_t", f"{p}_weights", layout) + _c_array("int32_t", f"{p}_bias", self.int32(bias, "folded bias", self.where))
-                  + _c_array("int32_t", f"{p}_mult", mult) + _c_array("int32_t", f"{p}_shift", shift))
+        words = layout.astype("<i2").view("<u4")  # (w0, w2) and (w1, w3) pairs, one SMLAD operand each
+        arrays = (_c_array("uint32_t", f"{p}_weights", words)
+                  + _channel_q_array(f"{p}_channels", self.int32(bias, "folded bias", self.where), mult, shift))
         fields = dict(in_h=in_h, in_w=in_w, in_c=in_c, out_h=out_h, out_w=out_w, out_c=out_c, k_h=k_h, k_w=k_w,
                       stride_h=s_h, stride_w=s_w, pad_top=pad_top, pad_left=pad_left,
                       padded_h=padded_h if needs_pad else 0, padded_w=padded_w if needs_pad else 0,
                       k_padded=conv_k_padded(w),
                       input_zp=in_zp, output_zp=out_zp, act_min=act_min, act_max=act_max,
-                      weights=f"{p}_weights", bias=f"{p}_bias", multiplier=f"{p}_mult", shift=f"{p}_shift")
+                      weights=f"{p}_weights", channels=f"{p}_channels")
         return _Step(op.name, arrays + _c_struct("kws_conv2d_t", p, fields),
                      f"kws_conv2d_s8(&{p}, {{in}}, {{out}}, {{scratch}});", op.inputs[0], op.outputs[0],
                      macs=out_h * out_w * out_c * k_h * k_w * in_c,
-                     const_bytes=layout.size * 2 + out_c * 12,
+                     const_bytes=layout.size * 2 + out_c * 20,
                      scratch_bytes=conv_k_padded(w) + (padded_h * padded_w * in_c if needs_pad else 0))
 
     def depthwise_conv_2d(self, op: tflite_info.OpInfo, k: int) -> _Step:

@@ -174,9 +174,15 @@ class EmulatedBoard:
     def close(self) -> int | None:
         """Stop the board (idempotent) and return its exit code."""
         if self.proc.poll() is None:
-            self.proc.terminate()
+            # Semihost link: end of stdin makes the firmware exit through semihosting. A SIGTERM
+            # would wait for the vCPU thread, which sits in a blocking read: kill after a moment.
+            if self.proc.stdin:
+                try:
+                    self.proc.stdin.close()
+                except OSError:
+                    pass
             try:
-                self.proc.wait(timeout=3)
+                self.proc.wait(timeout=0.5 if self.relay is not None else 0.05)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)

@@ -85,14 +85,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   type="linelist", default=[])
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_cmdline_main(config: pytest.Config) -> None:
-    """With -n N and no explicit --dist, keep each variant on one worker (one board per worker)."""
-    n = getattr(config.option, "numprocesses", None)
-    if n and getattr(config.option, "dist", "no") == "no":
-        config.option.dist = "loadgroup"
-
-
 # --- configuration ------------------------------------------------------------------------------
 
 
@@ -139,15 +131,36 @@ def _writable_root(path: Path) -> bool:
     return p.is_dir() and os.access(p, os.W_OK | os.X_OK)
 
 
+def _prefer_loadgroup(config: pytest.Config) -> None:
+    """With -n N and no explicit --dist, keep each variant on one worker (one board per worker).
+
+    xdist turns ``-n`` into ``--dist load`` before any configure hook; its session reads the mode
+    again when it starts the workers and makes the scheduler, so switching here takes effect."""
+    n = getattr(config.option, "numprocesses", None)
+    explicit = any(a in ("--dist", "--distload", "-d") or a.startswith("--dist=") for a in config.invocation_params.args)
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:  # workers re-parse the command line: tell them to tag nodeids by group
+        if workerinput.get("kws_loadgroup"):
+            config.option.loadgroup = True
+    elif n and not explicit and getattr(config.option, "dist", "no") == "load":
+        config.option.dist = "loadgroup"
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "kws_variant(id): test of one model variant (set by the kws-harness plugin)")
+    _prefer_loadgroup(config)
     try:
         state = _configure(config)
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[STASH_STATE] = state
-    if config.getoption("kws_variants"):
+    if config.getoption("kws_variants") or state.baseline is not None:
         selected_variant_ids(config)  # a pattern matching nothing fails here, before collection
+    if state.baseline is not None and state.worker is None:
+        try:
+            _check_baseline(state)
+        except HarnessError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
 
 def _configure(config: pytest.Config) -> KwsState:
@@ -156,8 +169,12 @@ def _configure(config: pytest.Config) -> KwsState:
     workerinput = getattr(config, "workerinput", None)
     worker = workerinput["workerid"] if workerinput else None
     devices = _split(config.getoption("kws_device")) or ["emu"]
-    n = getattr(config.option, "numprocesses", None) or 0
+    n = getattr(config.option, "numprocesses", None)
     distributed = bool(n) and getattr(config.option, "dist", "no") != "no"
+    dataset = config.getoption("kws_dataset")
+    if dataset and not Path(dataset).expanduser().is_dir():
+        raise HarnessError(f"--dataset {dataset}: no such directory (give a Speech Commands folder, or leave "
+                           f"--dataset out for the synthetic set)")
     if config.getoption("kws_device_samples") < 1:
         raise HarnessError(f"--device-samples must be at least 1, got {config.getoption('kws_device_samples')}")
 
@@ -197,7 +214,7 @@ def _configure(config: pytest.Config) -> KwsState:
         run_dir = Path(workerinput["kws_run_dir"])
     else:
         root = _results_root(config)
-        if config.getoption("kws_results_dir") and not _writable_root(root):
+        if (config.getoption("kws_results_dir") or distributed) and not _writable_root(root):
             raise HarnessError(f"results directory {root} is not writable")
         from .results import new_run_dir
 
@@ -234,6 +251,7 @@ def pytest_configure_node(node: Any) -> None:
         return
     node.workerinput["kws_run_dir"] = str(state.run_dir)
     node.workerinput["kws_devices"] = list(state.devices)
+    node.workerinput["kws_loadgroup"] = node.config.getoption("dist", "no") == "loadgroup"
     if state.baseline is not None:
         node.workerinput["kws_baseline"] = str(state.baseline)
 
@@ -295,6 +313,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("variant_id", ids, ids=ids, scope="session")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's worker hook reads the xdist_group marks
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     state = config.stash.get(STASH_STATE, None)
     if state is None:
@@ -309,13 +328,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             item.add_marker(pytest.mark.kws_variant(vid))
         if "record" in getattr(item, "fixturenames", ()):
             bench = True
-    if bench and items:
-        try:
-            _open_store(state)
-        except HarnessError as exc:
-            raise pytest.UsageError(str(exc)) from None
-        if state.baseline is not None and state.variant_ids:
-            _check_baseline(state)
+    if bench and items and not _writable_root(state.run_dir):
+        # checked now, created at the first measurement (so --collect-only leaves nothing behind)
+        raise pytest.UsageError(f"results directory {state.run_dir.parent.parent} is not writable")
 
 
 def _check_baseline(state: KwsState) -> None:
@@ -323,16 +338,13 @@ def _check_baseline(state: KwsState) -> None:
 
     base = load_run(state.baseline)
     have = set(base.variants)
-    common = [v for v in state.variant_ids if v in have]
+    common = [v for v in state.variant_ids or [] if v in have]
     if not common:
-        raise pytest.UsageError(
+        raise HarnessError(
             f"baseline {state.baseline} has none of the selected variants "
             f"({', '.join(state.variant_ids[:5])}{' ...' if len(state.variant_ids) > 5 else ''}); "
             f"it has: {', '.join(sorted(have)[:8]) or 'nothing'}"
         )
-    missing = [v for v in state.variant_ids if v not in have]
-    if missing:
-        state.notes.append(f"not in baseline {state.baseline.name}: {', '.join(missing)}")
 
 
 def _open_store(state: KwsState) -> Any:
@@ -426,6 +438,19 @@ def device_spec(kws: KwsState) -> str:
     return kws.device
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    """In benchmark tests (those using ``record``), a HarnessError (board stopped answering, bad frame)
+    fails the test with its one line instead of a library traceback."""
+    try:
+        return (yield)
+    except HarnessError as exc:
+        if "record" not in getattr(item, "fixturenames", ()):
+            raise
+        message = str(exc)
+    pytest.fail(message, pytrace=False)
+
+
 # --- end of session -----------------------------------------------------------------------------
 
 
@@ -449,12 +474,21 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     from rich.console import Console
 
     buf = io.StringIO()
-    width = getattr(terminalreporter._tw, "fullwidth", 120)
-    console = Console(file=buf, width=max(width, 100), force_terminal=terminalreporter.hasmarkup,
+    tty = terminalreporter.hasmarkup
+    width = getattr(terminalreporter._tw, "fullwidth", 120) if tty else 200  # logs: never squeeze the table
+    console = Console(file=buf, width=width, force_terminal=tty,
                       color_system="standard" if terminalreporter.hasmarkup else None)
     console.print(rich_table(run))
     for line in failures_text(run):
         console.print(f"failed: {line}")
+    if state.baseline is not None:
+        try:
+            have = set(load_run(state.baseline).variants)
+        except HarnessError:
+            have = set()
+        missing = [v for v in run.variants if v not in have]
+        if missing:
+            state.notes.append(f"not in baseline {state.baseline.name} (not compared): {', '.join(missing)}")
     for note in state.notes:
         console.print(f"note: {note}")
     console.print(f"results: {state.run_dir}", soft_wrap=True)

@@ -93,11 +93,13 @@ def encode(frame_type: int, request_id: int, payload: bytes = b"", version: int 
 class Decoder:
     """Incremental frame decoder: feed bytes, get whole frames; skips garbage and bad frames.
 
-    A frame whose CRC fails or whose length exceeds ``max_payload`` is dropped and the search
-    for the next magic restarts one byte later, so garbage never wedges the stream.
+    A frame whose CRC fails, whose version is not ours or whose length exceeds ``max_payload`` is
+    dropped and the search for the next magic restarts one byte later, so garbage that happens to
+    contain the magic never makes the decoder wait for a frame that is not coming.
     """
 
-    def __init__(self, max_payload: int = 0xFFFF):
+    def __init__(self, max_payload: int = MAX_PAYLOAD, version: int = VERSION):
+        self.version = version
         self.max_payload = max_payload
         self._buf = bytearray()
         self.dropped_bytes = 0
@@ -120,7 +122,7 @@ class Decoder:
             if len(buf) < HEADER_SIZE:
                 break
             _, version, ftype, rid, length = HEADER.unpack_from(buf)
-            if length > self.max_payload:
+            if length > self.max_payload or version != self.version:
                 self.bad_frames += 1
                 del buf[:1]
                 continue

@@ -6,8 +6,10 @@ same thing, so both call ``summary_rows`` and render it; what a test measured is
 
 from __future__ import annotations
 
+import contextlib
 import html
 import importlib
+import io
 import json
 from pathlib import Path
 from typing import Any, Callable
@@ -105,10 +107,10 @@ def rich_table(run: Run, title: str | None = None) -> Any:
     rows = summary_rows(run)
     cols = _used_headers(rows)
     table = Table(title=title or f"kws-harness run {run.path.name}", title_justify="left")
-    table.add_column("variant", style="bold")
+    table.add_column("variant", style="bold", no_wrap=True)
     for h in cols:
-        table.add_column(h, justify="right")
-    table.add_column("budgets", justify="center")
+        table.add_column(h, justify="right", no_wrap=True, overflow="ellipsis")
+    table.add_column("budgets", justify="center", no_wrap=True)
     for r in rows:
         verdict = {"PASS": "[green]PASS[/]", "FAIL": "[red]FAIL[/]"}.get(r["verdict"], "-")
         if r["verdict"] != "-":
@@ -179,11 +181,30 @@ def to_json(run: Run) -> dict[str, Any]:
     return {"run": str(run.path), "metadata": run.metadata, "variants": summary_rows(run)}
 
 
+# this run's metric -> the variants-table column harness.figures_compression reads
+_TABLE_COLUMNS = {"accuracy": "test_acc", "params": "parameters", "nonzero_params": "nonzero_parameters",
+                  "flops": "flops", "host_latency_cpu": "host_cpu_ms", "flash_estimate": "flash_bytes",
+                  "ram_estimate": "ram_bytes"}
+
+
+def _variants_table(run: Run) -> Path | None:
+    """This run's numbers in the variants-table layout, so the figures show what this run measured."""
+    latest = run.latest()
+    if not any("accuracy" in m for m in latest.values()):
+        return None
+    cols = ["variant", *_TABLE_COLUMNS.values()]
+    lines = [",".join(cols)]
+    for v, metrics in latest.items():
+        cells = [v] + [repr(metrics[m].value) if m in metrics else "" for m in _TABLE_COLUMNS]
+        lines.append(",".join(cells))
+    return atomic_write_text(run.path / "variants_table.csv", "\n".join(lines) + "\n")
+
+
 def draw_figures(run: Run) -> list[Path]:
     """Call harness.figures_compression (when present) with this run's on-device network times.
 
-    It draws from the variants table of a sweep (results/variants/variants.csv); without one there is
-    nothing to plot and the reports are written anyway (the reason is returned via HarnessError).
+    The figures are drawn from this run's own rows (written as variants_table.csv); a run without
+    host accuracy falls back to the sweep's table (results/variants/variants.csv).
     """
     try:
         module = importlib.import_module("harness.figures_compression")
@@ -195,6 +216,9 @@ def draw_figures(run: Run) -> list[Path]:
 
     out = run.path / "figures"
     argv = ["--out", str(out)]
+    table = _variants_table(run)
+    if table is not None:
+        argv += ["--table", str(table)]
     device_rows = [(v, m["device_network"].value) for v, m in run.latest().items() if "device_network" in m]
     if device_rows:
         lines = ["variant,metric,value"] + [f"{v},device_network_time,{val!r}" for v, val in device_rows]
@@ -202,7 +226,8 @@ def draw_figures(run: Run) -> list[Path]:
         argv += ["--device-results", str(csv_path)]
     parser = argparse.ArgumentParser()
     module.add_arguments(parser)
-    module.run(parser.parse_args(argv))
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints each path; --json output must stay JSON
+        module.run(parser.parse_args(argv))
     return sorted(out.glob("*.png")) if out.is_dir() else []
 
 

@@ -47,11 +47,14 @@ FLITE_VOICES = {"kal": 105.0, "kal16": 105.0, "awb": 110.0, "rms": 100.0, "slt":
 # Everything that changes the generated set; hashed into the cache key with this file's source.
 SETTINGS = {
     "sizes": {
-        # speakers, keyword repetitions per speaker, clips per unknown word, per confuser word,
-        # background file length (s)
-        "small": {"speakers": 100, "reps": 1, "unknown_per_word": 5, "confuser_per_word": 3, "background_s": 8},
-        "paper": {"speakers": 2000, "reps": 2, "unknown_per_word": 110, "confuser_per_word": 40,
-                  "background_s": 60},
+        # speakers per split (drawn until TF's hash rule has filled each quota, so the split sizes
+        # come out as planned), keyword repetitions per speaker, clips per unknown word, per
+        # confuser word, background file length (s). paper: 1590/200/206 speakers x 2 reps x yes+no
+        # = 6,360 / 800 / 824 keywords -> ~10,558 / 1,328 / 1,368 clips with silence and unknown.
+        "small": {"speakers": {"train": 80, "validation": 10, "test": 10}, "reps": 1, "unknown_per_word": 5,
+                  "confuser_per_word": 3, "background_s": 8},
+        "paper": {"speakers": {"train": 1590, "validation": 200, "test": 206}, "reps": 2, "unknown_per_word": 110,
+                  "confuser_per_word": 40, "background_s": 60},
     },
     "flite_fraction": 0.25,
     "espeak_pitch": [10, 90],
@@ -108,11 +111,15 @@ def espeak_variants() -> list[str]:
     return sorted(set(names)) or ["m1", "m3", "f1", "f3"]
 
 
-def make_speakers(n: int, rng: np.random.Generator, variants: list[str]) -> list[Speaker]:
-    """``n`` distinct speaker identities drawn from the engines' voice spaces."""
+def make_speakers(quota: dict[str, int], rng: np.random.Generator, variants: list[str]) -> list[Speaker]:
+    """Distinct speaker identities, drawn until each split (by TF's hash rule) has its quota."""
+    from .dataset import which_set
+
     s = SETTINGS
+    names = {"train": "training", "validation": "validation", "test": "testing"}
+    left = {names[k]: v for k, v in quota.items()}
     speakers: dict[str, Speaker] = {}
-    while len(speakers) < n:
+    while any(left.values()):
         if rng.random() < s["flite_fraction"]:
             voice = str(rng.choice(list(FLITE_VOICES)))
             f0 = FLITE_VOICES[voice] * rng.uniform(*s["flite_f0_scale"])
@@ -120,7 +127,10 @@ def make_speakers(n: int, rng: np.random.Generator, variants: list[str]) -> list
         else:
             spk = Speaker("espeak-ng", str(rng.choice(ESPEAK_ACCENTS)), str(rng.choice(variants)),
                           float(rng.integers(*s["espeak_pitch"])), float(rng.integers(*s["espeak_speed"])))
-        speakers.setdefault(spk.id, spk)
+        split = which_set(f"{spk.id}_nohash_0.wav")
+        if spk.id not in speakers and left[split] > 0:
+            speakers[spk.id] = spk
+            left[split] -= 1
     return list(speakers.values())
 
 
@@ -229,24 +239,20 @@ def progress_track(iterable, total: int, description: str, enabled: bool = True)
             bar.advance(task)
 
 
-_TMP: str | None = None
-
-
-def _render(job: Job, out_dir: str) -> str:
+def _render(job: Job, out_dir: str, tmp_dir: str) -> str:
     """Worker: synthesize, degrade and write one clip. Returns its relative path."""
-    global _TMP
     from .audio import resample, to_int16, write_wav
 
-    if _TMP is None:
-        _TMP = tempfile.mkdtemp(prefix="kws-synth-")
     rng = np.random.default_rng(job.seed)
-    audio, rate = _tts(job.word, job.speaker, rng, _TMP)
+    scratch = os.path.join(tmp_dir, str(os.getpid()))
+    os.makedirs(scratch, exist_ok=True)
+    audio, rate = _tts(job.word, job.speaker, rng, scratch)
     audio = resample(audio, rate, SR)
     write_wav(Path(out_dir) / job.rel_path, to_int16(degrade(audio, rng)))
     return job.rel_path
 
 
-def _render_star(args: tuple[Job, str]) -> str:
+def _render_star(args: tuple[Job, str, str]) -> str:
     return _render(*args)
 
 
@@ -317,17 +323,22 @@ def generate(out_dir: Path | str, size: str = "small", seed: int = 0, processes:
         raise HarnessError(f"output directory already holds wav files: {out} (choose an empty folder)")
     out.mkdir(parents=True, exist_ok=True)
     jobs = plan(size, seed)
-    args = [(job, str(out)) for job in jobs]
-    if processes <= 1 or len(jobs) < 50:
-        for a in progress_track(args, total=len(args), description=f"synth {size}", enabled=progress):
-            _render_star(a)
-    else:
-        import multiprocessing as mp
+    scratch = tempfile.mkdtemp(prefix="kws-synth-")
+    args = [(job, str(out), scratch) for job in jobs]
+    try:
+        if processes <= 1 or len(jobs) < 50:
+            for a in progress_track(args, total=len(args), description=f"synth {size}", enabled=progress):
+                _render_star(a)
+        else:
+            import multiprocessing as mp
 
-        with mp.get_context("spawn").Pool(processes) as pool:
-            it = pool.imap_unordered(_render_star, args, chunksize=16)
-            for _ in progress_track(it, total=len(args), description=f"synth {size}", enabled=progress):
-                pass
+            # fork: workers need only numpy/scipy/subprocess, and fork never re-imports __main__
+            with mp.get_context("fork" if "tensorflow" not in sys.modules else "spawn").Pool(processes) as pool:
+                it = pool.imap_unordered(_render_star, args, chunksize=16)
+                for _ in progress_track(it, total=len(args), description=f"synth {size}", enabled=progress):
+                    pass
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     rng = np.random.default_rng(seed + 1)
     unknown_clips = [out / j.rel_path for j in jobs if j.word in UNKNOWN_WORDS]
     chosen = [unknown_clips[int(i)] for i in rng.choice(len(unknown_clips), min(200, len(unknown_clips)), replace=False)]
@@ -342,7 +353,9 @@ def settings_hash() -> str:
     """Hash of the generator's settings and source (changing either makes a new cached set)."""
     from .cache import content_hash
 
-    return content_hash(SETTINGS, Path(__file__).read_bytes())
+    from . import audio
+
+    return content_hash(SETTINGS, Path(__file__).read_bytes(), Path(audio.__file__).read_bytes())
 
 
 def default_dataset(size: str = "paper", seed: int = 0, progress: bool = True) -> Path:

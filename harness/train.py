@@ -296,7 +296,7 @@ def baseline_key(fingerprint: str, epochs: int, lr: float, seed: int) -> str:
     from . import features
 
     config = {"model": "tinyconv", "channels": 8, "epochs": epochs, "lr": lr, "seed": seed, "batch_size": BATCH_SIZE,
-              "augmented_copies": features.DEFAULT_COPIES, "data_seed": DATA_SEED}
+              "augmented_copies": min(features.DEFAULT_COPIES, epochs), "data_seed": DATA_SEED}
     return content_hash(fingerprint, config, source_hash(tinyconv, sys.modules[__name__], features))
 
 
@@ -341,13 +341,16 @@ def baseline(
             log.warning("cached baseline checkpoint %s is unreadable (%s: %s); retraining", ckpt, type(exc).__name__, exc)
             model = TinyConv()
     if not allow_train:
-        raise HarnessError(f"no trained baseline for {dataset_dir} (epochs={epochs}, lr={lr}, seed={seed}); run: python -m harness train")
+        raise HarnessError(
+            f"no trained baseline for {dataset_dir} (epochs={epochs}, lr={lr}, seed={seed}); "
+            f"run: python -m harness train --dataset {dataset_dir} --epochs {epochs} --lr {lr} --seed {seed}"
+        )
 
     from . import features
 
     # Data augmentation is part of the data (seed DATA_SEED), the training seed drives init, order, dropout.
     x_val, y_val = features.split_features(splits, "validation", seed=DATA_SEED, progress=progress)
-    x_train, y_train = features.augmented_copies(splits, copies=features.DEFAULT_COPIES, seed=DATA_SEED, progress=progress)
+    x_train, y_train = features.train_epochs(splits, epochs=epochs, seed=DATA_SEED, progress=progress)
     torch.manual_seed(seed)
     model = TinyConv()
     history = fit(model, x_train, y_train, x_val, y_val, epochs=epochs, lr=lr, seed=seed, progress=progress, description="baseline")

@@ -33,9 +33,7 @@ def _harness_call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
 @pytest.fixture(scope="session")
 def dataset_dir(request: pytest.FixtureRequest) -> str | None:
     """--dataset, or None: the synthetic set generated once into the cache."""
-    opt = request.config.getoption("kws_dataset")
-    if opt and not Path(opt).expanduser().is_dir():
-        raise pytest.UsageError(f"--dataset {opt} is not a directory")
+    opt = request.config.getoption("kws_dataset")  # checked by the plugin at start
     return str(Path(opt).expanduser().resolve()) if opt else None
 
 
@@ -160,3 +158,13 @@ def host_latency_ms(variant_id: str, variant: Any, kws: Any) -> float:
     from harness import stats
 
     return stats.host_latency(variant.plain_model(), "cpu", repeats=50, warmup=5, threads=1)["median_ms"]
+
+
+# Order of the suites within one variant: cheap checks first, the board next, the regression last
+# (it compares everything measured). pytest's session-scope grouping by variant keeps this order.
+_SUITE_ORDER = {"test_model_budgets.py": 0, "test_host.py": 1, "test_device.py": 2, "test_regression.py": 9}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: _SUITE_ORDER.get(item.path.name, 5))

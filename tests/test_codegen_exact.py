@@ -187,8 +187,8 @@ def test_tinyconv_sizes(models: dict[str, Path], tmp_path: Path) -> None:
     assert gen.input_shape == (1, 49, 40) and gen.output_shape == (1, 4)
     # conv output (4000) + zero-point padded input (58 x 46) + one 80-byte patch
     assert gen.arena_bytes == 4000 + 58 * 46 + 80
-    # int16 conv weights + int8 fc weights + per-channel bias/multiplier/shift
-    assert gen.weight_bytes == 640 * 2 + 8 * 12 + 16000 + 4 * 4 + 4 * 8
+    # int16 conv weights + 20-byte channel constants + int8 fc weights + fc bias/multiplier/shift
+    assert gen.weight_bytes == 640 * 2 + 8 * 20 + 16000 + 4 * 4 + 4 * 8
     header = gen.header.read_text()
     assert '#define KWS_MODEL_ID "tinyconv-int8"' in header
     assert "#define KWS_MODEL_INPUT_SIZE 1960" in header and "#define KWS_MODEL_OUTPUT_SIZE 4" in header
@@ -231,3 +231,22 @@ def test_missing_or_corrupt_file(tmp_path: Path) -> None:
     bad.write_bytes(b"\0" * 64)
     with pytest.raises(HarnessError, match="bad.tflite"):
         codegen.generate(bad, tmp_path / "out", "bad")
+
+
+@pytest.mark.parametrize("softmax", [False, True])
+def test_exported_tinyconv_is_bit_exact(inputs: np.ndarray, softmax: bool) -> None:
+    """The real export path (PyTorch TinyConv -> harness.export) through the runtime, half its weights pruned."""
+    torch = pytest.importorskip("torch")
+    from harness import export
+    from models.tinyconv import TinyConv
+
+    torch.manual_seed(0)
+    model = TinyConv()
+    with torch.no_grad():  # unstructured pruning pattern: exact zeros in the kernels
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.mul_((torch.rand_like(p) > 0.5).float())
+    calib = np.random.default_rng(3).integers(-128, 128, (64, 49, 40)).astype(np.int8)
+    path = export.export_tflite(model, calib, softmax=softmax)
+    so = codegen.build_native_library(path, f"tinyconv-export-{softmax}")
+    np.testing.assert_array_equal(codegen.native_predict(so, inputs), reference.predict(path, inputs))

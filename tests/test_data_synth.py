@@ -33,7 +33,7 @@ def test_layout_and_clip_format(small_dataset):
 def test_speakers_are_many_and_from_both_engines(small_dataset):
     jobs = synth.plan("small", 0)
     speakers = {j.speaker.id: j.speaker for j in jobs}
-    assert len(speakers) == synth.SETTINGS["sizes"]["small"]["speakers"]
+    assert len(speakers) == sum(synth.SETTINGS["sizes"]["small"]["speakers"].values())
     assert {s.engine for s in speakers.values()} == {"espeak-ng", "flite"}
     assert len({(s.engine, s.voice, s.variant) for s in speakers.values()}) > 30
     on_disk = {dataset.speaker_of(p.name) for p in (small_dataset / "yes").glob("*.wav")}
@@ -73,3 +73,11 @@ def test_noise_generators_have_the_right_slope():
 def test_default_dataset_is_cached(small_dataset):
     assert synth.default_dataset("small", progress=False) == small_dataset
     assert small_dataset.parent.name == "datasets" and small_dataset.name.startswith("synth-small-")
+
+
+def test_speaker_quotas_fix_the_split_sizes(small_splits):
+    quota = synth.SETTINGS["sizes"]["small"]["speakers"]
+    reps = synth.SETTINGS["sizes"]["small"]["reps"]
+    counts = small_splits.counts()
+    for name in dataset.SPLITS:
+        assert counts[name]["yes"] == counts[name]["no"] == quota[name] * reps

@@ -96,6 +96,23 @@ def test_variant_selection_and_keyword_aliases(suite: pytest.Pytester) -> None:
     r.stdout.fnmatch_lines(["*test_measure[[]qat-sym-4[]] PASSED*"])
 
 
+def test_harness_error_in_a_bench_test_is_one_line(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".ini", pytest=INI)
+    pytester.makefile(".toml", budgets=BUDGETS)
+    pytester.makepyfile(test_dead="""
+from harness.errors import HarnessError
+
+def test_board(variant_id, record):
+    record(variant_id, "accuracy", 0.95)
+    raise HarnessError("device socket://127.0.0.1:9: board stopped answering")
+""")
+    r = pytester.runpytest(*_args(pytester, "--variants", "fp32"))
+    r.assert_outcomes(failed=1)
+    r.stdout.fnmatch_lines(["device socket://127.0.0.1:9: board stopped answering"])
+    assert "raise HarnessError" not in r.stdout.str()
+    assert [row.metric for row in _rows(pytester)] == ["accuracy"]  # what was measured stays
+
+
 def test_no_records_means_no_run_folder(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_plain="def test_x():\n    assert 1\n")
     r = pytester.runpytest("-p", "harness.plugin", "--results-dir", str(pytester.path / "res"))
@@ -112,6 +129,7 @@ def test_no_records_means_no_run_folder(pytester: pytest.Pytester) -> None:
     (("--baseline", "last"), None, "*--baseline last: no earlier run*"),
     (("--backend", "tflm"), None, "*--backend tflm runs on a real board only*"),
     (("--device-samples", "0"), None, "*--device-samples must be at least 1*"),
+    (("--dataset", "/no/such/speech_commands"), None, "*--dataset /no/such/speech_commands: no such directory*"),
 ])
 def test_bad_input_is_one_line_and_a_failed_run(suite: pytest.Pytester, extra: tuple, budgets: str | None,
                                                  message: str) -> None:
@@ -129,6 +147,12 @@ def test_results_dir_not_writable(suite: pytest.Pytester) -> None:
     r = suite.runpytest("-p", "harness.plugin", "--results-dir", str(blocker / "res"))
     assert r.ret == pytest.ExitCode.USAGE_ERROR
     r.stderr.fnmatch_lines(["ERROR: results directory */blocker/res is not writable*"])
+    # the default results folder (KWS_RESULTS_DIR) is checked once a test will record
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KWS_RESULTS_DIR", str(blocker / "res2"))
+        r = suite.runpytest("-p", "harness.plugin", "--budgets", str(suite.path / "budgets.toml"))
+    assert r.ret == pytest.ExitCode.USAGE_ERROR
+    r.stderr.fnmatch_lines(["ERROR: results directory */blocker/res2 is not writable*"])
 
 
 def test_baseline_regression_and_other_variants(suite: pytest.Pytester) -> None:
@@ -145,6 +169,11 @@ def test_baseline_regression_and_other_variants(suite: pytest.Pytester) -> None:
     base = results.list_runs(suite.path / "res")[0]
     r = suite.runpytest(*_args(suite, "--baseline", str(base), "--variants", "fp32"))
     assert r.ret == 0
+    partial = suite.path / "partial"
+    results.RunStore(partial).record("fp32", "accuracy", 0.95)
+    r = suite.runpytest(*_args(suite, "--baseline", str(partial), "-rs"))
+    r.stdout.fnmatch_lines(["*note: not in baseline partial (not compared): qat-sym-4, qat-sym-2, ptq-sym-4*",
+                            "*SKIPPED*qat-sym-2 is not in baseline*"])
     other = suite.path / "other"
     results.RunStore(other).record("struct-l1-40-ft", "accuracy", 0.9)
     r = suite.runpytest(*_args(suite, "--baseline", str(other)))
@@ -153,20 +182,29 @@ def test_baseline_regression_and_other_variants(suite: pytest.Pytester) -> None:
 
 
 def test_xdist_gives_each_worker_its_own_board(suite: pytest.Pytester) -> None:
+    suite.makepyfile(test_second="""
+def test_again(variant_id, kws, results_store):
+    (kws.run_dir / f"again-{variant_id}-{kws.worker}").write_text(kws.device)
+""")
     devices = "socket://127.0.0.1:1,socket://127.0.0.1:2"
     r = suite.runpytest_subprocess(*_args(suite, "-n", "2", "--device", devices))
-    r.assert_outcomes(passed=3, failed=1)
+    r.assert_outcomes(passed=3 + 4, failed=1)
     run = results.list_runs(suite.path / "res")[-1]
     expected = devices.split(",")
-    files = list(run.glob("dev-*"))
-    assert len(files) == 4
-    for f in files:  # dev-<variant>-gwK holds the device that worker K used: entry K of --device
-        worker = f.name.rsplit("-", 1)[1]
+    files = list(run.glob("dev-*")) + list(run.glob("again-*"))
+    assert len(files) == 8
+    worker_of: dict[str, set[str]] = {}
+    for f in files:  # <test>-<variant>-gwK holds the device that worker K used: entry K of --device
+        _, rest = f.name.split("-", 1)
+        variant, worker = rest.rsplit("-", 1)
         assert f.read_text() == expected[int(worker[2:])]
+        worker_of.setdefault(variant, set()).add(worker)
+    assert all(len(w) == 1 for w in worker_of.values()), worker_of  # a variant's tests share one board
     assert sorted(p.name for p in run.glob("measurements*.csv")) in (
         ["measurements-gw0.csv", "measurements-gw1.csv"], ["measurements-gw0.csv"], ["measurements-gw1.csv"])
     assert len(results.load_run(run).rows) == 12
     assert "kws-harness results" in r.stdout.str()
+    (suite.path / "test_second.py").unlink()
     bad = suite.runpytest_subprocess(*_args(suite, "-n", "2", "--device", "socket://127.0.0.1:1"))
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     bad.stderr.fnmatch_lines(["*--device lists 1 board(s)*but -n 2 starts 2 workers*"])

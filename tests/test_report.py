@@ -105,3 +105,20 @@ def test_cli_report_and_compare(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["report", str(b), "--baseline", "last", "--no-write"]) == 1
     assert main(["compare", str(tmp_path / "nope"), str(b)]) == 2
     assert "no runs found" in capsys.readouterr().err
+
+
+def test_report_draws_the_compression_figures_from_the_run(tmp_path: Path) -> None:
+    pytest.importorskip("harness.figures_compression")
+    rows = [("fp32", "accuracy", 0.94, "")]
+    for bits in (2, 4, 8):
+        rows += [(f"qat-sym-{bits}", "accuracy", 0.9 - 0.01 * (8 - bits), ""),
+                 (f"ptq-sym-{bits}", "accuracy", 0.9 - 0.05 * (8 - bits), "")]
+    for pct in (10, 40, 70):
+        v = f"struct-l1-{pct}-ft"
+        rows += [(v, "accuracy", 0.9, ""), (v, "nonzero_params", 16652 * (1 - pct / 100), ""),
+                 (v, "flops", 672004 * (1 - pct / 100), ""), (v, "host_latency_cpu", 0.2, "ms"),
+                 (v, "device_network", 800000 * (1 - pct / 100), "instructions")]
+    run = _run(tmp_path / "r", rows)
+    written = {p.name for p in report.write_reports(run)}
+    assert {"fig08_quant_sym.png", "fig10_struct_params.png", "fig12b_struct_mcu.png"} <= written
+    assert (run.path / "figures" / "fig12b_struct_mcu.png").stat().st_size > 1000

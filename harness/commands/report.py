@@ -37,6 +37,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=run_compare)
 
 
+def _console():
+    """A terminal console, or a wide one when piped (logs should not squeeze the table)."""
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+
 def _tolerances(path: str | None) -> dict[str, float]:
     from .. import budgets
 
@@ -67,9 +74,7 @@ def run_report(args: argparse.Namespace) -> int:
             out["comparison"] = cmp.to_json()
         print(json.dumps(out, indent=2, default=str))
     else:
-        from rich.console import Console
-
-        console = Console()
+        console = _console()
         report.print_table(run, console)
         if cmp is not None:
             from .. import compare
@@ -91,9 +96,7 @@ def run_compare(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(cmp.to_json(), indent=2, default=str))
     else:
-        from rich.console import Console
-
-        console = Console()
+        console = _console()
         console.print(compare.render(cmp))
         console.print(cmp.summary(), style="red" if not cmp.ok else None)
     if not cmp.ok:

@@ -20,6 +20,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=50, help="training epochs (default 50)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's, one per core)")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
 
@@ -39,6 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _dataset(args: argparse.Namespace) -> Path:
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.dataset is not None:
         return args.dataset
     from ..synth import default_dataset

@@ -12,8 +12,9 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Inline assembly rather than <arm_acle.h>: the ACLE DSP intrinsics need GCC >= 10, older Arduino
+ * toolchains lack them (CMSIS's __SMLAD is written the same way). */
 #if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
-#include <arm_acle.h>
 #define KWS_USE_DSP 1
 #else
 #define KWS_USE_DSP 0
@@ -45,7 +46,9 @@ KWS_INLINE uint32_t kws_load32(const void *p) {
 /* Sign-extend bytes 0 and 2 into two int16 lanes. */
 KWS_INLINE uint32_t kws_sxtb16(uint32_t x) {
 #if KWS_USE_DSP
-    return __sxtb16(x);
+    uint32_t r;
+    __asm__("sxtb16 %0, %1" : "=r"(r) : "r"(x));
+    return r;
 #else
     uint32_t lo = (uint32_t)(uint16_t)(int16_t)(int8_t)(x & 0xFFu);
     uint32_t hi = (uint32_t)(uint16_t)(int16_t)(int8_t)((x >> 16) & 0xFFu);
@@ -67,19 +70,22 @@ KWS_INLINE uint32_t kws_sxtb16_ror8(uint32_t x) {
 /* acc + lo(a)*lo(b) + hi(a)*hi(b) on int16 lanes. */
 KWS_INLINE int32_t kws_smlad(uint32_t a, uint32_t b, int32_t acc) {
 #if KWS_USE_DSP
-    return (int32_t)__smlad(a, b, (uint32_t)acc);
+    int32_t r;
+    __asm__("smlad %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
 #else
     return acc + (int32_t)(int16_t)(a & 0xFFFFu) * (int32_t)(int16_t)(b & 0xFFFFu)
                + (int32_t)(int16_t)(a >> 16) * (int32_t)(int16_t)(b >> 16);
 #endif
 }
 
-/* gemmlowp SaturatingRoundingDoublingHighMul. */
+/* gemmlowp SaturatingRoundingDoublingHighMul. gemmlowp adds 2^30 (or 1 - 2^30 when a*b < 0) and
+ * divides by 2^31 truncating toward zero; for a negative product that truncation is a ceiling,
+ * which equals floor((a*b + 2^30) / 2^31), so both signs reduce to one add and an arithmetic
+ * shift (SMULL, ADDS/ADC, shifts: no sign test, no division). */
 KWS_INLINE int32_t kws_srdhm(int32_t a, int32_t b) {
     if (a == b && a == INT32_MIN) return INT32_MAX;
-    int64_t ab = (int64_t)a * (int64_t)b;
-    int32_t nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
-    return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+    return (int32_t)(((int64_t)a * (int64_t)b + ((int64_t)1 << 30)) >> 31);
 }
 
 /* gemmlowp RoundingDivideByPOT: round half away from zero. */
@@ -101,6 +107,25 @@ KWS_INLINE int32_t kws_mbqm(int32_t x, int32_t multiplier, int32_t shift) {
     const int right = shift > 0 ? 0 : -shift;
     return kws_rdbypot(kws_srdhm((int32_t)((uint32_t)x << left), multiplier), right);
 #endif
+}
+
+/* kws_requant with the shift split precomputed (kws_channel_q_t): the same integer operations as
+ * MultiplyByQuantizedMultiplier with double rounding, minus the per-call shift bookkeeping. */
+KWS_INLINE int8_t kws_requant_ch(int32_t acc, int32_t multiplier, int32_t left_shift, int32_t right_shift,
+                                 int32_t round_mask, int32_t out_zp, int32_t act_min, int32_t act_max) {
+#if KWS_SINGLE_ROUNDING
+    int32_t v = kws_mbqm(acc, multiplier, left_shift - right_shift);
+    (void)round_mask;
+#else
+    /* multiplier >= 0 (QuantizeMultiplier output), so SRDHM's INT32_MIN * INT32_MIN case cannot occur */
+    const int32_t x = (int32_t)(((int64_t)(int32_t)((uint32_t)acc << left_shift) * multiplier + ((int64_t)1 << 30)) >> 31);
+    const int32_t threshold = (round_mask >> 1) + (int32_t)((uint32_t)x >> 31);
+    int32_t v = (x >> right_shift) + ((x & round_mask) > threshold ? 1 : 0);
+#endif
+    v += out_zp;
+    v = v < act_min ? act_min : v;
+    v = v > act_max ? act_max : v;
+    return (int8_t)v;
 }
 
 /* Requantize an int32 accumulator to int8 with output zero point and activation clamp. */

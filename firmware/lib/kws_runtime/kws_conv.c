@@ -48,12 +48,16 @@ static void gather_patch(int8_t *patch, const int8_t *base, int k_h, int row_len
     }
 }
 
+#define REQUANT(acc, ch) \
+    kws_requant_ch((acc), (ch).multiplier, (ch).left_shift, (ch).right_shift, (ch).round_mask, zp, lo, hi)
+
 void kws_conv2d_s8(const kws_conv2d_t *p, const int8_t *in, int8_t *out, int8_t *scratch) {
     const int in_c = p->in_c, out_c = p->out_c;
     const int row_len = p->k_w * in_c;
     const int k = p->k_h * row_len, kp = p->k_padded; /* kp: multiple of 8, >= k */
     const int blocks = out_c >> 2;
-    int8_t *patch = scratch;
+    int8_t *patch = scratch; /* 4-byte aligned (arena offsets are), read back as words */
+    const uint32_t *const patch_words = (const uint32_t *)(void *)scratch;
     const int8_t *src = in;
     int src_row = p->in_w * in_c;
     if (p->padded_h) {
@@ -67,50 +71,52 @@ void kws_conv2d_s8(const kws_conv2d_t *p, const int8_t *in, int8_t *out, int8_t 
     for (int oy = 0; oy < p->out_h; ++oy) {
         for (int ox = 0; ox < p->out_w; ++ox) {
             gather_patch(patch, src + oy * step_y + ox * step_x, p->k_h, row_len, src_row);
-            const int8_t *const patch_end = patch + kp;
-            const int16_t *w = p->weights;
+            const uint32_t *const patch_end = patch_words + (kp >> 2);
+            const uint32_t *w = p->weights;
             int c = 0;
             for (int b = 0; b < blocks; ++b, c += 4) {
-                int32_t a0 = p->bias[c], a1 = p->bias[c + 1], a2 = p->bias[c + 2], a3 = p->bias[c + 3];
-                const int8_t *x = patch;
+                const kws_channel_q_t *q = p->channels + c;
+                int32_t a0 = q[0].bias, a1 = q[1].bias, a2 = q[2].bias, a3 = q[3].bias;
+                const uint32_t *x = patch_words;
                 do {
-                    uint32_t v = kws_load32(x);
+                    uint32_t v = x[0];
                     uint32_t even = kws_sxtb16(v), odd = kws_sxtb16_ror8(v);
-                    a0 = kws_smlad(kws_load32(w + 0), even, a0);
-                    a0 = kws_smlad(kws_load32(w + 2), odd, a0);
-                    a1 = kws_smlad(kws_load32(w + 4), even, a1);
-                    a1 = kws_smlad(kws_load32(w + 6), odd, a1);
-                    a2 = kws_smlad(kws_load32(w + 8), even, a2);
-                    a2 = kws_smlad(kws_load32(w + 10), odd, a2);
-                    a3 = kws_smlad(kws_load32(w + 12), even, a3);
-                    a3 = kws_smlad(kws_load32(w + 14), odd, a3);
-                    v = kws_load32(x + 4);
+                    a0 = kws_smlad(w[0], even, a0);
+                    a0 = kws_smlad(w[1], odd, a0);
+                    a1 = kws_smlad(w[2], even, a1);
+                    a1 = kws_smlad(w[3], odd, a1);
+                    a2 = kws_smlad(w[4], even, a2);
+                    a2 = kws_smlad(w[5], odd, a2);
+                    a3 = kws_smlad(w[6], even, a3);
+                    a3 = kws_smlad(w[7], odd, a3);
+                    v = x[1];
                     even = kws_sxtb16(v);
                     odd = kws_sxtb16_ror8(v);
-                    a0 = kws_smlad(kws_load32(w + 16), even, a0);
-                    a0 = kws_smlad(kws_load32(w + 18), odd, a0);
-                    a1 = kws_smlad(kws_load32(w + 20), even, a1);
-                    a1 = kws_smlad(kws_load32(w + 22), odd, a1);
-                    a2 = kws_smlad(kws_load32(w + 24), even, a2);
-                    a2 = kws_smlad(kws_load32(w + 26), odd, a2);
-                    a3 = kws_smlad(kws_load32(w + 28), even, a3);
-                    a3 = kws_smlad(kws_load32(w + 30), odd, a3);
-                    x += 8;
-                    w += 32;
+                    a0 = kws_smlad(w[8], even, a0);
+                    a0 = kws_smlad(w[9], odd, a0);
+                    a1 = kws_smlad(w[10], even, a1);
+                    a1 = kws_smlad(w[11], odd, a1);
+                    a2 = kws_smlad(w[12], even, a2);
+                    a2 = kws_smlad(w[13], odd, a2);
+                    a3 = kws_smlad(w[14], even, a3);
+                    a3 = kws_smlad(w[15], odd, a3);
+                    x += 2;
+                    w += 16;
                 } while (x < patch_end);
-                out[c] = kws_requant(a0, p->multiplier[c], p->shift[c], zp, lo, hi);
-                out[c + 1] = kws_requant(a1, p->multiplier[c + 1], p->shift[c + 1], zp, lo, hi);
-                out[c + 2] = kws_requant(a2, p->multiplier[c + 2], p->shift[c + 2], zp, lo, hi);
-                out[c + 3] = kws_requant(a3, p->multiplier[c + 3], p->shift[c + 3], zp, lo, hi);
+                out[c] = REQUANT(a0, q[0]);
+                out[c + 1] = REQUANT(a1, q[1]);
+                out[c + 2] = REQUANT(a2, q[2]);
+                out[c + 3] = REQUANT(a3, q[3]);
             }
             for (; c < out_c; ++c) {
-                int32_t a = p->bias[c];
-                for (const int8_t *x = patch; x < patch_end; x += 4, w += 4) {
-                    const uint32_t v = kws_load32(x);
-                    a = kws_smlad(kws_load32(w + 0), kws_sxtb16(v), a);
-                    a = kws_smlad(kws_load32(w + 2), kws_sxtb16_ror8(v), a);
+                const kws_channel_q_t *q = p->channels + c;
+                int32_t a = q->bias;
+                for (const uint32_t *x = patch_words; x < patch_end; ++x, w += 2) {
+                    const uint32_t v = *x;
+                    a = kws_smlad(w[0], kws_sxtb16(v), a);
+                    a = kws_smlad(w[1], kws_sxtb16_ror8(v), a);
                 }
-                out[c] = kws_requant(a, p->multiplier[c], p->shift[c], zp, lo, hi);
+                out[c] = REQUANT(a, q[0]);
             }
             out += out_c;
         }

@@ -14,12 +14,31 @@
 extern "C" {
 #endif
 
-/* CONV_2D, per-channel. Weights are int16 in the layout written by codegen.conv_weight_layout:
+/* Generated constant arrays are word-aligned, so word loads of weights never straddle words. */
+#if defined(__GNUC__)
+#define KWS_ALIGNED __attribute__((aligned(4)))
+#else
+#define KWS_ALIGNED
+#endif
+
+/* Per-output-channel constants, precomputed so requantization costs no shift arithmetic:
+ * TFLite's (multiplier, shift) split into shift > 0 ? (shift, 0) : (0, -shift), plus the
+ * RoundingDivideByPOT mask (1 << right_shift) - 1. bias is folded (see CONV_2D below). */
+typedef struct {
+    int32_t bias;
+    int32_t multiplier;
+    int32_t left_shift;
+    int32_t right_shift;
+    int32_t round_mask;
+} kws_channel_q_t;
+
+/* CONV_2D, per-channel. Weights are int16 pairs (one uint32 word per SMLAD) in the layout written by codegen.conv_weight_layout:
  * each channel's k_h*k_w*in_c weights (zero-padded to k_padded, a multiple of 8) in groups of 4
  * ordered (w0, w2, w1, w3) to match the SXTB16 / SXTB16-ROR8 lanes of 4 patch bytes; blocks of 4
  * channels interleave their groups, the last out_c % 4 channels follow one by one. bias already
  * contains input_offset * sum(weights), so padding filled with the input zero point adds 0.
- * scratch: k_padded bytes of patch, then padded_h * padded_w * in_c bytes if padded_h != 0. */
+ * scratch (4-byte aligned): k_padded bytes of patch, then padded_h * padded_w * in_c bytes if
+ * padded_h != 0. */
 typedef struct {
     int16_t in_h, in_w, in_c;
     int16_t out_h, out_w, out_c;
@@ -31,10 +50,8 @@ typedef struct {
     int32_t input_zp;           /* fills the padding */
     int32_t output_zp;
     int32_t act_min, act_max;
-    const int16_t *weights;
-    const int32_t *bias;        /* folded bias, one per output channel */
-    const int32_t *multiplier;
-    const int32_t *shift;
+    const uint32_t *weights;    /* int16 pairs packed little-endian: (w0 | w2 << 16), (w1 | w3 << 16) */
+    const kws_channel_q_t *channels; /* one per output channel */
 } kws_conv2d_t;
 
 /* DEPTHWISE_CONV_2D, per-channel, weights [k_h][k_w][out_c] int8 as in the .tflite. */
