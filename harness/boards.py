@@ -120,8 +120,9 @@ def wait_for_port(serial_number: str, timeout: float = PORT_RETURN_TIMEOUT_S, go
     """The serial port of the board with this USB serial number, once it is back (after a reset)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for b in find_nano_boards():
-            if b.serial_number == serial_number and b.url and os.path.exists(b.url):
+        for b in find_nano_boards():  # the application again, not the bootloader of the upload
+            if (b.serial_number == serial_number and "(application)" in b.description and b.url
+                    and os.path.exists(b.url)):
                 return b.url
         time.sleep(0.2)
     raise HarnessError(f"device {gone_first or serial_number}: board {serial_number} did not come back "
@@ -157,6 +158,28 @@ def session(spec: BoardSpec, build=None, *, flash: bool = True, timeout: float |
             firmware.upload(build, url)
             if spec.serial_number:
                 url = wait_for_port(spec.serial_number, gone_first=url)
-        with Board(url, **kwargs) as board:
-            board.verify() if expect else board.hello()
+        with _handshake(url, kwargs, bool(expect)) as board:
             yield board
+
+
+@contextlib.contextmanager
+def _handshake(url: str, kwargs: dict, verify: bool, attempts: int = 3) -> Iterator["object"]:
+    """Open and greet a real board; a board just reset by an upload may need a moment."""
+    from .link import Board
+
+    for attempt in range(attempts):
+        board = Board(url, **kwargs)
+        try:
+            board.open()
+            board.verify() if verify else board.hello()
+            break
+        except HarnessError as exc:
+            board.close()
+            transient = "stopped answering" in str(exc) or "cannot open" in str(exc) or "does not exist" in str(exc)
+            if attempt == attempts - 1 or not transient:
+                raise
+            time.sleep(1.0)
+    try:
+        yield board
+    finally:
+        board.close()

@@ -598,7 +598,7 @@ def build_native_library(tflite_path: Path | str, model_id: str = "model", cflag
     cc = _host_cc()
     fd, tmp = tempfile.mkstemp(dir=out, prefix=".libkws_model.", suffix=".so")
     os.close(fd)
-    cmd = [cc, "-std=c99", "-O2", "-shared", "-fPIC", "-Wall", "-I", str(RUNTIME_DIR), "-I", str(gen.dir),
+    cmd = [cc, "-std=c99", "-O2", "-shared", "-fPIC", "-Wall", "-Wextra", "-I", str(RUNTIME_DIR), "-I", str(gen.dir),
            *cflags, *map(str, gen.sources), *map(str, runtime_sources()), "-o", tmp]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:

@@ -20,6 +20,7 @@ import select
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import weakref
@@ -37,6 +38,8 @@ _lock = threading.Lock()
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
+    # Note: the kernel sends the signal when the *thread* that started the child ends, so start
+    # emulators from a thread that lives as long as they should (the main thread in the CLI/tests).
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -212,11 +215,20 @@ class EmulatedBoard:
 
 
 def _spawn(cmd: list[str], stdin: Any = subprocess.DEVNULL) -> subprocess.Popen:
+    # stderr goes to an unlinked temporary file: a pipe nobody drains could block QEMU one day.
     try:
-        return subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        return subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE, stderr=tempfile.TemporaryFile(),
                                 preexec_fn=_die_with_parent, close_fds=True)
     except FileNotFoundError:
         raise HarnessError(f"emulator: {cmd[0]} not found (install Debian's qemu-system-arm)") from None
+
+
+def _stderr_text(proc: subprocess.Popen) -> str:
+    try:
+        proc.stderr.seek(0)
+        return proc.stderr.read().decode(errors="replace").strip()
+    except (OSError, ValueError):
+        return ""
 
 
 def _start_qemu_stdio(elf: Path) -> EmulatedBoard:
@@ -226,7 +238,7 @@ def _start_qemu_stdio(elf: Path) -> EmulatedBoard:
     time.sleep(0.02)
     if proc.poll() is not None:
         relay.stop()
-        err = proc.stderr.read().decode(errors="replace").strip()
+        err = _stderr_text(proc)
         raise HarnessError(f"emulator: QEMU failed to start {elf}: {err.splitlines()[0] if err else proc.returncode}")
     return EmulatedBoard(elf, "qemu", relay.port, proc, relay)
 
@@ -248,7 +260,7 @@ def _start_qemu(elf: Path) -> EmulatedBoard:
             except OSError:
                 return EmulatedBoard(elf, "qemu", port, proc)
             time.sleep(0.01)
-        err = proc.stderr.read().decode(errors="replace").strip() if proc.poll() is not None else ""
+        err = _stderr_text(proc) if proc.poll() is not None else ""
         if proc.poll() is None:
             proc.kill()
             proc.wait()

@@ -134,15 +134,11 @@ def _writable_root(path: Path) -> bool:
 def _prefer_loadgroup(config: pytest.Config) -> None:
     """With -n N and no explicit --dist, keep each variant on one worker (one board per worker).
 
-    xdist turns ``-n`` into ``--dist load`` before any configure hook; its session reads the mode
-    again when it starts the workers and makes the scheduler, so switching here takes effect."""
+    xdist turns ``-n`` into ``--dist load`` before any configure hook and reads the mode again when
+    it makes the scheduler (``pytest_xdist_make_scheduler`` below), so switching here takes effect."""
     n = getattr(config.option, "numprocesses", None)
     explicit = any(a in ("--dist", "--distload", "-d") or a.startswith("--dist=") for a in config.invocation_params.args)
-    workerinput = getattr(config, "workerinput", None)
-    if workerinput is not None:  # workers re-parse the command line: tell them to tag nodeids by group
-        if workerinput.get("kws_loadgroup"):
-            config.option.loadgroup = True
-    elif n and not explicit and getattr(config.option, "dist", "no") == "load":
+    if not hasattr(config, "workerinput") and n and not explicit and getattr(config.option, "dist", "no") == "load":
         config.option.dist = "loadgroup"
 
 
@@ -251,9 +247,38 @@ def pytest_configure_node(node: Any) -> None:
         return
     node.workerinput["kws_run_dir"] = str(state.run_dir)
     node.workerinput["kws_devices"] = list(state.devices)
-    node.workerinput["kws_loadgroup"] = node.config.getoption("dist", "no") == "loadgroup"
     if state.baseline is not None:
         node.workerinput["kws_baseline"] = str(state.baseline)
+
+
+def variant_scope(nodeid: str, variant_ids: list[str]) -> str:
+    """The variant a test node belongs to (from its ``[...]`` id), else the nodeid itself."""
+    if "[" not in nodeid or not nodeid.endswith("]"):
+        return nodeid
+    param = nodeid[nodeid.index("[") + 1 : -1]
+    for v in sorted(variant_ids, key=len, reverse=True):
+        if f"-{v}-" in f"-{param}-":
+            return f"variant:{v}"
+    return nodeid
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """One scope per variant, so a variant's tests share one worker and its board.
+
+    xdist's own ``loadgroup`` tags nodeids through ``item._nodeid``, which pytest 9 no longer reads
+    (nodeids come from ``Node._id``), so the grouping is done here from the variant in the nodeid."""
+    if config.getoption("dist", "no") != "loadgroup" or config.stash.get(STASH_STATE, None) is None:
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    ids = selected_variant_ids(config)
+
+    class VariantScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return variant_scope(nodeid, ids)
+
+    return VariantScheduling(config, log)
 
 
 def kws_state(config: pytest.Config) -> KwsState:

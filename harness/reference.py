@@ -12,6 +12,7 @@ flatbuffer would otherwise crash the whole Python process instead of raising.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import sys
@@ -46,11 +47,17 @@ def capture_c_output(fds: tuple[int, ...] = (1, 2)) -> Iterator[_Captured]:
         with contextlib.suppress(Exception):
             stream.flush()
     saved = {fd: os.dup(fd) for fd in fds}
+    python_side = io.StringIO()  # Python-level prints too, when sys.stdout is not fd 1 (pytest, IDEs)
     with tempfile.TemporaryFile() as tmp:
         try:
             for fd in fds:
                 os.dup2(tmp.fileno(), fd)
-            yield captured
+            with contextlib.ExitStack() as stack:
+                if 1 in fds:
+                    stack.enter_context(contextlib.redirect_stdout(python_side))
+                if 2 in fds:
+                    stack.enter_context(contextlib.redirect_stderr(python_side))
+                yield captured
         finally:
             for stream in (sys.stdout, sys.stderr):
                 with contextlib.suppress(Exception):
@@ -59,7 +66,7 @@ def capture_c_output(fds: tuple[int, ...] = (1, 2)) -> Iterator[_Captured]:
                 os.dup2(copy, fd)
                 os.close(copy)
             tmp.seek(0)
-            captured.text = tmp.read().decode(errors="replace")
+            captured.text = tmp.read().decode(errors="replace") + python_side.getvalue()
 
 
 def _runtime() -> Any:

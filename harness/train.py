@@ -308,6 +308,7 @@ def baseline(
     lr: float = DEFAULT_LR,
     size: str = "paper",
     allow_train: bool = True,
+    splits: Any = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """The float32 TinyConv trained on a data set (synthetic ``size`` set when None), cached.
 
@@ -315,15 +316,19 @@ def baseline(
     (False on a cache hit); ``info["dir"]`` holds model.pt (state_dict), history.json and
     training_curve.png (the paper's Figure 6). A corrupt cached checkpoint is logged and rebuilt.
     With ``allow_train=False`` a missing checkpoint raises HarnessError instead of training.
+    ``splits`` (``dataset.load_splits`` of ``dataset_dir``) saves re-scanning the directory.
     """
     from models.tinyconv import TinyConv
 
     from . import dataset, synth
 
-    if dataset_dir is None:
-        dataset_dir = synth.default_dataset(size)
-    dataset_dir = Path(dataset_dir)
-    splits = dataset.load_splits(dataset_dir)
+    if splits is not None:
+        dataset_dir = Path(splits.root)
+    else:
+        if dataset_dir is None:
+            dataset_dir = synth.default_dataset(size, progress=progress)
+        dataset_dir = Path(dataset_dir)
+        splits = dataset.load_splits(dataset_dir)
     key = baseline_key(splits.fingerprint, epochs, lr, seed)
     out = artifact_dir("baseline", key)
     ckpt, hist_path, info_path = out / "model.pt", out / "history.json", out / "info.json"

@@ -48,8 +48,6 @@ def _convert(name: str, build: Callable, in_shape: tuple[int, ...], quantize: bo
     if path.is_file():
         return path
     tf = _tf()
-    from tensorflow.lite.python.interpreter import OpResolverType  # noqa: F401  (converter import side effects)
-
     tf.keras.utils.set_random_seed(0)
     inp = tf.keras.Input(in_shape, batch_size=1)
     model = tf.keras.Model(inp, build(tf, inp))

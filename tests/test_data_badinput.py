@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
+import uuid
 import warnings
 
 import numpy as np
@@ -100,21 +100,22 @@ def test_stereo_wav_is_mixed_to_mono(tmp_path):
     assert np.all(audio.read_wav(path) == 2000)
 
 
-def test_corrupt_clip_in_split_is_skipped_with_counted_warning(small_dataset, tmp_path):
-    root = tmp_path / "ds"
-    shutil.copytree(small_dataset, root)
-    victims = sorted((root / "yes").glob("*.wav"))[:2]
+def test_corrupt_clip_in_split_is_skipped_with_counted_warning(small_splits, tmp_path):
+    good = [s for s in small_splits.validation if s.path is not None][:6]
+    victims = [tmp_path / "yes" / f"bad{i}_nohash_0.wav" for i in range(2)]
     for v in victims:
+        v.parent.mkdir(exist_ok=True)
         v.write_bytes(b"not a wav at all")
-    splits = dataset.load_splits(root)
-    name = next(n for n in dataset.SPLITS if any(s.path in victims for s in splits.split(n)))
-    n_bad = sum(s.path in victims for s in splits.split(name))
+    bad = [dataset.Sample(v, "yes", "yes", v.stem) for v in victims]
+    splits = dataset.Splits(root=tmp_path, train=[], validation=good[:3] + bad + good[3:], test=[],
+                            background=small_splits.background, fingerprint=f"corrupt-{uuid.uuid4().hex}")  # never a cache hit
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        x, y = features.split_features(splits, name, progress=False, processes=1)
-    assert len(x) == len(y) == len(splits.split(name)) - n_bad
+        x, y = features.split_features(splits, "validation", progress=False, processes=1)
+    assert len(x) == len(y) == len(good)
+    assert list(y) == [s.label_index for s in good]
     msgs = [str(w.message) for w in caught if "unreadable" in str(w.message)]
-    assert msgs and msgs[0].startswith(f"skipped {n_bad} unreadable wav file(s)")
+    assert len(msgs) == 1 and msgs[0].startswith("skipped 2 unreadable wav file(s)") and str(victims[0]) in msgs[0]
 
 
 def test_missing_tts_engine_says_how_to_install(tmp_path, monkeypatch):

@@ -106,7 +106,9 @@ def test_qemu_dies_with_the_harness(emu_build):
 
     code = ("import sys, time; from harness import emulator\n"
             f"e = emulator.start({str(emu_build.elf)!r}); print(e.proc.pid, flush=True); time.sleep(60)\n")
-    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    from harness.paths import REPO_ROOT
+
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT)
     qemu_pid = int(parent.stdout.readline())
     parent.kill()  # SIGKILL: no atexit, no context manager; only PR_SET_PDEATHSIG is left
     parent.wait()
@@ -123,3 +125,18 @@ def test_qemu_dies_with_the_harness(emu_build):
 def test_missing_elf_is_named(tmp_path):
     with pytest.raises(HarnessError, match="does not exist"):
         emulator.start(tmp_path / "firmware.elf")
+
+
+def test_bad_frames_on_the_emulated_link(board):
+    from harness import protocol as P
+
+    board.send_raw(P.HEADER.pack(P.MAGIC, P.VERSION, P.INFER_FEATURES, 31, 40000) + bytes(2500))
+    answer = board.read_frame(3.0)
+    assert answer is not None and (answer.type, answer.request_id) == (P.ERROR, 31)
+    assert P.decode_error(answer.payload)[0] == P.E_BAD_LENGTH
+    corrupted = bytearray(P.encode(P.HELLO, 32, b""))
+    corrupted[5] ^= 1  # request id byte: CRC fails
+    board.send_raw(bytes(corrupted))
+    answer = board.read_frame(3.0)
+    assert answer is not None and answer.type == P.ERROR and P.decode_error(answer.payload)[0] == P.E_BAD_CRC
+    assert board.hello().board == "emu_m4"

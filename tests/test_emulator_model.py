@@ -64,3 +64,22 @@ def test_model_bytes_are_split_out_of_the_elf(build):
     assert weights <= s.model_rodata <= weights + 1024  # the weights plus small per-layer tables
     assert s.model_text > 0 and s.model_ram >= build.generated["arena_bytes"]
     assert s.model_flash < s.flash
+
+
+def test_tflm_backend_model_sources(tflite, tmp_path):
+    """The tflm backend (real board only) gets the flatbuffer as a C array; it must compile for the
+    M4 and hold the .tflite byte for byte (the TFLM build itself needs the registry)."""
+    import re
+    import subprocess
+
+    info = firmware._write_tflm_model(tflite, tmp_path, "tinyconv-random")
+    src = (tmp_path / "kws_model_tflite.c").read_text()
+    body = src[src.index("kws_model_tflite[] = {") :]
+    data = bytes(int(v) for v in re.findall(r"\d+", body[body.index("{") : body.index("}")]))
+    assert data == tflite.read_bytes() and info["tflite_bytes"] == len(data)
+    from harness import reference
+
+    assert info["arena_bytes"] >= reference.arena_bytes(tflite)
+    subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-c", "-Wall", "-Werror",
+                    "-I", str(firmware.FIRMWARE_DIR / "lib" / "kws_runtime"), "-I", str(tmp_path),
+                    str(tmp_path / "kws_model_tflite.c"), "-o", str(tmp_path / "m.o")], check=True)

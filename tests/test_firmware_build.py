@@ -83,16 +83,20 @@ def test_two_builds_run_in_parallel(tmp_path):
     assert results[0].elf != results[1].elf and results[0].elf.is_file() and results[1].elf.is_file()
 
 
-def test_model_too_big_for_flash_names_the_budget(tmp_path):
+@pytest.mark.parametrize("storage, budget", [
+    ("static const int8_t weights[1200000] = {1, 2, 3};", r"flash budget of 1048576 bytes"),
+    ("int8_t weights[300000];  /* global: the compiler cannot fold it away */", r"ram budget of 262144 bytes"),
+])
+def test_model_too_big_names_the_budget(tmp_path, storage, budget):
     d = tmp_path / "big"
     d.mkdir()
     (d / "kws_model.h").write_text((STANDIN / "kws_model.h").read_text())
     (d / "kws_model_big.c").write_text(
         '#include "kws_model.h"\nconst char kws_model_id[] = "big";\nconst uint32_t kws_model_arena_bytes = 0;\n'
-        "static const int8_t weights[1200000] = {1, 2, 3};\n"
+        f"{storage}\n"
         "int kws_model_invoke(const int8_t *in, int8_t *out) {\n"
-        "  for (int c = 0; c < 4; c++) out[c] = weights[(unsigned)(in[c] + 128) * 4000u + c];\n  return 0;\n}\n")
-    with pytest.raises(HarnessError, match=r"flash budget of 1048576 bytes") as err:
+        "  for (int c = 0; c < 4; c++) out[c] = weights[(unsigned)(in[c] + 128) * 1000u + c];\n  return 0;\n}\n")
+    with pytest.raises(HarnessError, match=budget) as err:
         firmware.build(None, env="emu_m4", model_id="big", extra_src_dirs=(d,))
     assert "\n" not in str(err.value)
 

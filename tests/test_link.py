@@ -193,3 +193,17 @@ def test_port_registry_keeps_two_workers_apart(tmp_path, monkeypatch):
         assert os.WEXITSTATUS(status) == 3
     with boards.claim(spec):  # released
         pass
+
+
+def test_random_frames_never_break_the_firmware(board):
+    """Fuzz the C frame parser and dispatcher with well-framed random requests: every one gets a
+    response or an error frame with its id, and the board keeps serving."""
+    rng = np.random.default_rng(11)
+    for rid in range(1, 41):
+        ftype = int(rng.choice([0, 1, 2, 3, 4, 5, 6, 7, 0x7F, 0x85, 0xFF]))
+        payload = rng.integers(0, 256, int(rng.choice([0, 1, 4, 8, 100, 1960, 2056])), dtype=np.uint8).tobytes()
+        board.send_raw(P.encode(ftype, rid, payload))
+        answer = board.read_frame(2.0)
+        assert answer is not None and answer.request_id == rid, (ftype, len(payload))
+        assert answer.type in (ftype | P.RESPONSE, P.ERROR)
+    assert board.hello().model_id == "standin"

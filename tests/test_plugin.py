@@ -208,3 +208,17 @@ def test_again(variant_id, kws, results_store):
     bad = suite.runpytest_subprocess(*_args(suite, "-n", "2", "--device", "socket://127.0.0.1:1"))
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     bad.stderr.fnmatch_lines(["*--device lists 1 board(s)*but -n 2 starts 2 workers*"])
+
+
+def test_variant_scope_and_keywords() -> None:
+    from harness.plugin import variant_keywords, variant_scope
+
+    ids = ["fp32", "qat-sym-4", "qat-sym-4x", "struct-l1-40-ft"]
+    assert variant_scope("suites/test_host.py::test_accuracy[qat-sym-4]", ids) == "variant:qat-sym-4"
+    assert variant_scope("s.py::t[qat-sym-4x]", ids) == "variant:qat-sym-4x"
+    assert variant_scope("s.py::t[struct-l1-40-ft-sym]", ids) == "variant:struct-l1-40-ft"
+    assert variant_scope("s.py::t[sym]", ids) == "s.py::t[sym]"
+    assert variant_scope("s.py::t", ids) == "s.py::t"
+    assert {"4bit", "quant", "qat", "sym"} <= set(variant_keywords("qat-sym-4"))
+    assert {"pruned", "40pct", "ft"} <= set(variant_keywords("struct-l1-40-ft"))
+    assert "float" in variant_keywords("fp32")

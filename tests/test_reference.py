@@ -150,3 +150,29 @@ def test_tflite_info_summary(exported):
     assert s["ops"] == ["RESHAPE", "CONV_2D", "RESHAPE", "FULLY_CONNECTED"]
     assert s["input"]["zero_point"] == -128 and s["input"]["scale"] == pytest.approx(features.INPUT_SCALE)
     assert s["weight_bytes"] >= 8 * 80 + 4 * 4000  # int8 conv + fc weights (+ int32 biases)
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda m: setattr(m.subgraphs[0].operators[1], "inputs", [7, 999, 5]), "refers to tensor 999"),
+    (lambda m: setattr(m.subgraphs[0].operators[0], "opcodeIndex", 42), "opcode 42"),
+    (lambda m: setattr(m.subgraphs[0].tensors[3], "buffer", 10_000), "buffer 10000"),
+])
+def test_well_formed_flatbuffer_with_bad_indices_is_rejected(exported, tmp_path, mutate, message):
+    """A parseable file whose indices point nowhere must fail in Python, before TFLM dereferences them."""
+    import flatbuffers
+
+    schema = tflite_info._schema()
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(exported.read_bytes(), 0))
+    mutate(model)
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    bad = tmp_path / "bad_index.tflite"
+    bad.write_bytes(bytes(builder.Output()))
+    with pytest.raises(HarnessError, match=message):
+        reference.Reference(bad)
+
+
+def test_capture_c_output_catches_python_prints_too():
+    with reference.capture_c_output() as out:
+        print("python-level print")
+    assert "python-level print" in out.text

@@ -112,8 +112,8 @@ def build_m4_test_image(tflite: Path, x: np.ndarray, out_dir: Path, opt: str = "
         f'#include "kws_model.h"\nconst int test_count = {len(x)};\n'
         f"const int8_t test_inputs[][KWS_MODEL_INPUT_SIZE] = {{\n{rows}\n}};\n")
     elf = out_dir / "test.elf"
-    cmd = ["arm-none-eabi-gcc", "-std=c99", *M4_FLAGS, opt, "-Wall", "-nostdlib", "-nostartfiles",
-           "-ffreestanding", "-T", str(out_dir / "link.ld"), "-I", str(codegen.RUNTIME_DIR), "-I", str(gen.dir),
+    cmd = ["arm-none-eabi-gcc", "-std=c99", *M4_FLAGS, opt, "-Wall", "-Wextra", "-Werror", "-nostdlib",
+           "-nostartfiles", "-ffreestanding", "-T", str(out_dir / "link.ld"), "-I", str(codegen.RUNTIME_DIR), "-I", str(gen.dir),
            *([f"-DREPEAT={repeat}"] if repeat else []), str(out_dir / "startup.c"), str(out_dir / "inputs.c"),
            *map(str, gen.sources), *map(str, codegen.runtime_sources()), "-lgcc", "-o", str(elf)]
     # -nostdlib: memcpy/memset come from a tiny local copy (no newlib needed)

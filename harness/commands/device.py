@@ -1,4 +1,7 @@
-"""``python -m harness device hello|infer|bench [--device DEV] [--variant ID] [--json]``.
+"""``python -m harness device hello|infer|bench|serve [--device DEV] [--variant ID] [--json]``.
+
+``serve`` starts an emulated board for a build and prints its ``socket://`` URL until Ctrl-C, so
+another process can use it (``pytest suites/ --device=socket://127.0.0.1:PORT``).
 
 Thin layer over boards.session() and link.Board: what the CLI prints is what the tests measure.
 Timings are in the board's timer unit (instructions in QEMU, cycles on the Nano, ns natively).
@@ -22,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     for name, text in (("hello", "handshake: firmware, build hash, model, clock, timer unit"),
                        ("infer", "inferences on test features; checks them against the TFLM reference"),
-                       ("bench", "N timed inferences after W warm-ups, timed on the device")):
+                       ("bench", "N timed inferences after W warm-ups, timed on the device"),
+                       ("serve", "start an emulated board (emu or native) and print its URL until Ctrl-C")):
         a = actions.add_parser(name, help=text, description=text)
         a.add_argument("--device", default="emu", help="emu (default), native, /dev/ttyACM0, socket://HOST:PORT, auto")
         a.add_argument("--variant", help="variant id whose firmware runs on the board")
@@ -58,12 +62,27 @@ def _inputs(args: argparse.Namespace, build) -> tuple[np.ndarray, np.ndarray | N
     return ctx.x_test[: args.count], ctx.y_test[: args.count]
 
 
+def _serve(spec, build) -> int:
+    from harness import emulator
+
+    if spec.kind not in ("emu", "native") or build is None:
+        raise HarnessError("device serve: needs --device emu or native and a --variant or --tflite")
+    with emulator.start(build) as emu:
+        print(f"{emu.url}  ({spec.kind}, build {build.build_hash}, model {build.model_id}); Ctrl-C to stop",
+              flush=True)
+        while emu.alive():
+            time.sleep(0.5)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from harness import boards
 
     specs = boards.resolve(args.device)
     spec = specs[0]
     build = _build_for(args, spec.env)
+    if args.action == "serve":
+        return _serve(spec, build)
     out: dict = {"device": spec.name}
     with boards.session(spec, build, flash=not args.no_flash) as board:
         info = board.info

@@ -51,11 +51,15 @@ def _dataset(args: argparse.Namespace) -> Path:
     return default_dataset(args.size)
 
 
-def _emit(args: argparse.Namespace, model, header: dict) -> int:
+def _splits(args: argparse.Namespace):
     from .. import dataset
+
+    return dataset.load_splits(_dataset(args))
+
+
+def _emit(args: argparse.Namespace, model, header: dict, splits) -> int:
     from ..evaluate import print_report, report_to_dict, split_report
 
-    splits = dataset.load_splits(_dataset(args))
     report = split_report(model, splits)
     if args.json:
         json.dump({**header, **report_to_dict(report)}, sys.stdout, indent=2, default=str)
@@ -73,10 +77,11 @@ def _emit(args: argparse.Namespace, model, header: dict) -> int:
 def run_train(args: argparse.Namespace) -> int:
     from ..train import baseline
 
-    model, info = baseline(_dataset(args), epochs=args.epochs, seed=args.seed, lr=args.lr,
+    splits = _splits(args)
+    model, info = baseline(epochs=args.epochs, seed=args.seed, lr=args.lr, splits=splits,
                            progress=not (args.no_progress or args.json))
     header = {k: info[k] for k in ("dir", "trained", "best_epoch", "best_val_acc", "train_seconds") if k in info}
-    return _emit(args, model, header)
+    return _emit(args, model, header, splits)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -84,10 +89,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
         from ..train import load_checkpoint
 
         model = load_checkpoint(args.checkpoint, args.channels)
+        splits = _splits(args)
         header = {"checkpoint": str(args.checkpoint)}
     else:
         from ..train import baseline
 
-        model, info = baseline(_dataset(args), epochs=args.epochs, seed=args.seed, lr=args.lr, allow_train=False)
+        splits = _splits(args)
+        model, info = baseline(epochs=args.epochs, seed=args.seed, lr=args.lr, splits=splits, allow_train=False)
         header = {"dir": info["dir"]}
-    return _emit(args, model, header)
+    return _emit(args, model, header, splits)
