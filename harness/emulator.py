@@ -61,8 +61,16 @@ def _is_arm_elf(path: Path) -> bool:
 
 def emu_link(elf: Path) -> str:
     """The link the emulated firmware was built for: "semihost" or "uart" (symbol kws_emu_link)."""
+    from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
 
+    try:
+        return _read_link_symbol(ELFFile, elf)
+    except (ELFError, OSError, ValueError, KeyError) as exc:
+        raise HarnessError(f"emulator: {elf} is not a readable ELF ({exc})") from None
+
+
+def _read_link_symbol(ELFFile: Any, elf: Path) -> str:
     with open(elf, "rb") as f:
         e = ELFFile(f)
         symtab = e.get_section_by_name(".symtab")
@@ -192,7 +200,7 @@ class EmulatedBoard:
         if self.relay is not None:
             self.relay.stop()
             self.relay.join(timeout=2)
-        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+        for stream in (self.proc.stdin, self.proc.stdout, getattr(self.proc, "stderr_log", None)):
             if stream:
                 try:
                     stream.close()
@@ -216,18 +224,22 @@ class EmulatedBoard:
 
 def _spawn(cmd: list[str], stdin: Any = subprocess.DEVNULL) -> subprocess.Popen:
     # stderr goes to an unlinked temporary file: a pipe nobody drains could block QEMU one day.
+    log = tempfile.TemporaryFile()
     try:
-        return subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE, stderr=tempfile.TemporaryFile(),
+        proc = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE, stderr=log,
                                 preexec_fn=_die_with_parent, close_fds=True)
+        proc.stderr_log = log  # Popen.stderr stays None for a file; keep ours to read errors back
+        return proc
     except FileNotFoundError:
+        log.close()
         raise HarnessError(f"emulator: {cmd[0]} not found (install Debian's qemu-system-arm)") from None
 
 
 def _stderr_text(proc: subprocess.Popen) -> str:
     try:
-        proc.stderr.seek(0)
-        return proc.stderr.read().decode(errors="replace").strip()
-    except (OSError, ValueError):
+        proc.stderr_log.seek(0)
+        return proc.stderr_log.read().decode(errors="replace").strip()
+    except (OSError, ValueError, AttributeError):
         return ""
 
 

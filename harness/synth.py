@@ -370,18 +370,20 @@ def default_dataset(size: str = "paper", seed: int = 0, progress: bool = True) -
         return final
     check_engines()
     final.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
-        generate(partial, size=size, seed=seed, progress=progress)
+    import fcntl
+
+    # One generator per set: concurrent callers (pytest-xdist workers, parallel jobs) wait here.
+    with open(final.parent / f".{final.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (final / "synth.json").is_file():
+            return final
+        partial = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
         try:
+            generate(partial, size=size, seed=seed, progress=progress)
             os.replace(partial, final)
-        except OSError:  # another process finished first
-            if not (final / "synth.json").is_file():
-                raise
+        except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
+            raise
     return final
 
 

@@ -100,7 +100,8 @@ def test_stereo_wav_is_mixed_to_mono(tmp_path):
     assert np.all(audio.read_wav(path) == 2000)
 
 
-def test_corrupt_clip_in_split_is_skipped_with_counted_warning(small_splits, tmp_path):
+def test_corrupt_clip_in_split_is_skipped_with_counted_warning(small_splits, tmp_path, monkeypatch):
+    monkeypatch.setenv("KWS_CACHE_DIR", str(tmp_path / "cache"))  # keep the shared cache clean
     good = [s for s in small_splits.validation if s.path is not None][:6]
     victims = [tmp_path / "yes" / f"bad{i}_nohash_0.wav" for i in range(2)]
     for v in victims:

@@ -122,9 +122,13 @@ def test_qemu_dies_with_the_harness(emu_build):
     assert status == "gone" or "zombie" in status
 
 
-def test_missing_elf_is_named(tmp_path):
+def test_missing_or_corrupt_elf_is_named(tmp_path):
     with pytest.raises(HarnessError, match="does not exist"):
         emulator.start(tmp_path / "firmware.elf")
+    bad = tmp_path / "bad.elf"
+    bad.write_bytes(b"\x7fELF" + bytes(14) + (40).to_bytes(2, "little") + bytes(100))  # ARM, truncated
+    with pytest.raises(HarnessError, match="bad.elf is not a readable ELF"):
+        emulator.start(bad)
 
 
 def test_bad_frames_on_the_emulated_link(board):

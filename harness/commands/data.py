@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = cmds.add_parser(
         "split", help="counts per split and class of a Speech Commands directory",
         description="Split a Speech Commands v0.02-layout directory as TF's speech_commands does "
-        "(hash rule or validation_list/testing_list; silence and unknown 33%% of keywords, ceil) "
+        "(hash rule or validation_list/testing_list; silence and unknown 33% of keywords, ceil) "
         "and print the counts per split and class. Without DIR: the synthetic paper-size set.")
     p.add_argument("dataset", nargs="?", type=Path, metavar="DIR", help="data set directory (default: synthetic)")
     p.add_argument("--size", choices=("small", "paper"), default="paper",
@@ -46,7 +46,8 @@ def _print_counts(counts: dict, root: Path, as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"split of {root}")
+    print(f"data set: {root}")
+    table = Table()
     table.add_column("split")
     for c in (*CLASSES, "total"):
         table.add_column(c, justify="right")
