@@ -398,9 +398,10 @@ class Recorder:
     of a test so every value is on disk before the test fails on the first one over budget.
     """
 
-    def __init__(self, state: KwsState, test_id: str):
+    def __init__(self, state: KwsState, test_id: str, properties: list | None = None):
         self.state = state
         self.test_id = test_id
+        self.properties = properties if properties is not None else []  # JUnit XML <property> rows
         self.failures: list[str] = []
         self.rows: list[Any] = []
 
@@ -419,6 +420,7 @@ class Recorder:
         row = store.record(variant, metric, value, unit, limit, passed, self.test_id)
         self.state.recorded += 1
         self.state.measured[(variant, metric)] = row
+        self.properties.append((metric, f"{row.value:.6g}{(' ' + unit) if unit else ''}"))
         self.rows.append(row)
         if passed is False and message:
             self.failures.append(message)
@@ -454,7 +456,7 @@ def results_store(kws: KwsState) -> Any:
 @pytest.fixture
 def record(request: pytest.FixtureRequest, kws: KwsState) -> Recorder:
     """Append a measurement to the run store at once and check it against the budgets."""
-    return Recorder(kws, request.node.nodeid)
+    return Recorder(kws, request.node.nodeid, request.node.user_properties)
 
 
 @pytest.fixture(scope="session")
@@ -507,16 +509,43 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     for line in failures_text(run):
         console.print(f"failed: {line}")
     if state.baseline is not None:
-        try:
-            have = set(load_run(state.baseline).variants)
-        except HarnessError:
-            have = set()
-        missing = [v for v in run.variants if v not in have]
-        if missing:
-            state.notes.append(f"not in baseline {state.baseline.name} (not compared): {', '.join(missing)}")
+        _baseline_summary(state, run, console)
     for note in state.notes:
         console.print(f"note: {note}")
     console.print(f"results: {state.run_dir}", soft_wrap=True)
     console.print(f"report:  python -m harness report {state.run_dir}", soft_wrap=True)
     terminalreporter.section("kws-harness results", sep="=")
     terminalreporter.write(buf.getvalue())
+
+
+def _baseline_summary(state: KwsState, run: Any, console: Any) -> None:
+    """The regressions of this run against the baseline (all variants), and the variants it lacks."""
+    from .compare import compare_runs
+    from .results import load_run
+
+    try:
+        base = load_run(state.baseline)
+        tolerances = state.budgets.regression if state.budgets is not None else None
+        cmp = compare_runs(base, run, tolerances, variants=run.variants)
+    except HarnessError as exc:
+        state.notes.append(f"baseline: {exc}")
+        return
+    if cmp.regressions:
+        console.print(_regression_table(cmp))
+    console.print(f"baseline {state.baseline.name}: {len(cmp.regressions)} regression(s) in "
+                  f"{len(cmp.diffs)} compared values", soft_wrap=True)
+    if cmp.only_in_new:
+        state.notes.append(f"not in baseline {state.baseline.name} (not compared): {', '.join(cmp.only_in_new)}")
+
+
+def _regression_table(cmp: Any) -> Any:
+    from rich.table import Table
+
+    table = Table(title="Regressions against the baseline", title_justify="left")
+    for col in ("variant", "metric", "baseline", "now", "change", "allowed"):
+        table.add_column(col, no_wrap=True)
+    for d in cmp.regressions:
+        change = f"{d.change:+.4f}" if d.kind == "drop" else f"{d.change:+.1%}"
+        allowed = f"-{d.tolerance:.4f}" if d.kind == "drop" else f"+{d.tolerance:.1%}"
+        table.add_row(d.variant, d.metric, f"{d.base:.6g}", f"{d.new:.6g} {d.unit}".strip(), change, allowed)
+    return table

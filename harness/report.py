@@ -63,10 +63,20 @@ COLUMNS: list[tuple[str, tuple[str, ...], Callable[[Row], str]]] = [
 ]
 
 
+_KIND_ORDER = {"fp32": 0, "ptq": 1, "qat": 2, "struct": 3, "unstruct": 4}
+
+
+def variant_order(variant: str) -> tuple:
+    """Table order: fp32, PTQ, QAT, structured, unstructured; numbers compared as numbers."""
+    parts = variant.split("-")
+    rest = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts[1:])
+    return (_KIND_ORDER.get(parts[0], 9), parts[0], rest)
+
+
 def summary_rows(run: Run) -> list[dict[str, Any]]:
-    """One dict per variant: formatted cells, failing checks, and the verdict."""
+    """One dict per variant (in variant_order): formatted cells, failing checks, and the verdict."""
     out = []
-    for variant, metrics in run.latest().items():
+    for variant, metrics in sorted(run.latest().items(), key=lambda kv: variant_order(kv[0])):
         cells: dict[str, str] = {}
         for header, names, fmt in COLUMNS:
             cells[header] = ""
@@ -245,4 +255,6 @@ def write_reports(run: Run, figures: bool = True, notes: list[str] | None = None
     written.append(atomic_write_text(run.path / "report.md", markdown(run)))
     written.append(atomic_write_text(run.path / "report.html", html_report(run)))
     written.append(atomic_write_text(run.path / "summary.json", json.dumps(to_json(run), indent=2, default=str) + "\n"))
+    for p in written:
+        p.chmod(0o644)  # atomic writes make 0600 files; reports are meant to be shared
     return written

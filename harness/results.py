@@ -202,12 +202,18 @@ class RunStore:
         path = self.run_dir / "metadata.json"
         meta = read_json(path) if path.exists() else {}
         meta.update(fields)
-        return atomic_write_json(path, meta)
+        return _readable(atomic_write_json(path, meta))
 
     def set_device(self, label: str, identity: dict[str, Any]) -> Path:
         """Record the identity (HELLO fields) of the board ``label`` used in this run."""
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
-        return atomic_write_json(self.run_dir / "devices" / f"{safe}.json", {"label": label, **identity})
+        return _readable(atomic_write_json(self.run_dir / "devices" / f"{safe}.json", {"label": label, **identity}))
+
+
+def _readable(path: Path) -> Path:
+    """Atomic writes create 0600 temp files; a run folder is shared (CI artifacts, other users)."""
+    os.chmod(path, 0o644)
+    return path
 
 
 def read_json(path: Path) -> dict[str, Any]:

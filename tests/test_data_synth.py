@@ -81,3 +81,28 @@ def test_speaker_quotas_fix_the_split_sizes(small_splits):
     counts = small_splits.counts()
     for name in dataset.SPLITS:
         assert counts[name]["yes"] == counts[name]["no"] == quota[name] * reps
+
+
+def test_concurrent_default_dataset_generates_once(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    monkeypatch.setenv("KWS_CACHE_DIR", str(tmp_path))
+    calls = []
+
+    def fake_generate(out, size, seed, progress):
+        calls.append(out)
+        time.sleep(0.3)
+        (out / "synth.json").write_text("{}")
+        return out
+
+    monkeypatch.setattr(synth, "generate", fake_generate)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(synth.default_dataset("small", progress=False)))
+               for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(set(results)) == 1 and (results[0] / "synth.json").is_file()
+    assert not [p for p in results[0].parent.iterdir() if p.name.startswith(".synth-small") and p.is_dir()]

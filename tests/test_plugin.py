@@ -90,6 +90,13 @@ def test_run_records_checks_budgets_and_prints_table(suite: pytest.Pytester) -> 
     assert meta["budgets"]["sections"][1]["pattern"] == "*-2" and "finished" in meta and meta["git"]["sha"]
 
 
+def test_junit_xml_carries_the_measurements(suite: pytest.Pytester) -> None:
+    r = suite.runpytest(*_args(suite, "--variants", "fp32", "--junitxml", str(suite.path / "junit.xml")))
+    r.assert_outcomes(passed=1)
+    xml = (suite.path / "junit.xml").read_text()
+    assert '<property name="accuracy" value="0.95"' in xml and '<property name="flash" value="20000 B"' in xml
+
+
 def test_variant_selection_and_keyword_aliases(suite: pytest.Pytester) -> None:
     r = suite.runpytest(*_args(suite, "--variants", "qat-*,fp32", "-k", "qat and 4bit", "-v"))
     r.assert_outcomes(passed=1, deselected=2)
@@ -164,6 +171,7 @@ def test_baseline_regression_and_other_variants(suite: pytest.Pytester) -> None:
     r = suite.runpytest(*_args(suite, "--baseline", "last", "-rs"))
     out = r.stdout.str()
     assert "regression vs" in out and "qat-sym-4 accuracy: 0.91 -> 0.8645" in out
+    assert "Regressions against the baseline" in out and "1 regression(s)" in out
     r.assert_outcomes(passed=2 + 3, failed=2 + 1)  # ptq-sym-4 budget, qat-sym-4 budget + regression
     # a baseline with none of the selected variants
     base = results.list_runs(suite.path / "res")[0]
