@@ -333,9 +333,14 @@ def variant_keywords(variant_id: str) -> list[str]:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrize every test that takes ``variant_id`` by the selected variants (session scope:
     pytest then runs a variant's tests together, so its board is started once)."""
-    if "variant_id" in metafunc.fixturenames:
-        ids = selected_variant_ids(metafunc.config)
-        metafunc.parametrize("variant_id", ids, ids=ids, scope="session")
+    if "variant_id" not in metafunc.fixturenames:
+        return
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0] if mark.args else mark.kwargs.get("argnames", "")
+        if "variant_id" in (names.replace(" ", "").split(",") if isinstance(names, str) else names):
+            return  # the test chose its own variants
+    ids = selected_variant_ids(metafunc.config)
+    metafunc.parametrize("variant_id", ids, ids=ids, scope="session")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's worker hook reads the xdist_group marks

@@ -337,18 +337,23 @@ def plain_weights(qmodel: nn.Module, plain: nn.Module) -> nn.Module:
     return plain.eval()
 
 
-def qat(model: nn.Module, config: QuantConfig, x_train: torch.Tensor, y_train: torch.Tensor,
-        x_val: torch.Tensor, y_val: torch.Tensor, epochs: int = QAT_EPOCHS, lr: float = QAT_LR,
-        seed: int = 0, fit=None, progress: bool = False) -> nn.Module:
+def qat(model: nn.Module, config: QuantConfig, x_train, y_train, x_val, y_val,
+        epochs: int = QAT_EPOCHS, lr: float = QAT_LR, seed: int = 0, fit=None, progress: bool = False,
+        x_calib: torch.Tensor | None = None, **fit_kwargs) -> nn.Module:
     """Quantization-aware fine-tuning from the float model: calibrate, then train through the STE.
 
-    ``fit`` defaults to ``harness.train.fit`` (the same loop as the baseline, so QAT differs from
-    float training only in the fake-quant forward pass).
+    ``x_train`` is whatever ``fit`` takes (``harness.train.fit``: int8 or float features, or
+    per-epoch augmented copies); ``x_calib`` (float inputs, default ``x_train``) calibrates the
+    activation ranges before training. Using the baseline's own ``fit`` means QAT differs from float
+    training only in the fake-quant forward pass. The training history is kept as ``qat_history``.
     """
     if fit is None:
         from .train import fit
-    qmodel = ptq(model, config, x_train)
+    if x_calib is None:
+        x_calib = x_train if isinstance(x_train, torch.Tensor) else torch.as_tensor(x_train, dtype=torch.float32)
+    qmodel = ptq(model, config, x_calib)
     set_observer_mode(qmodel, "ema")
-    fit(qmodel, x_train, y_train, x_val, y_val, epochs=epochs, lr=lr, seed=seed, progress=progress)
+    history = fit(qmodel, x_train, y_train, x_val, y_val, epochs=epochs, lr=lr, seed=seed, progress=progress, **fit_kwargs)
     set_observer_mode(qmodel, "frozen")
+    qmodel.qat_history = history
     return qmodel.eval()

@@ -215,12 +215,15 @@ def _build(spec: VariantSpec, ctx: Context, progress: bool = False) -> tuple[nn.
     if spec.kind == "ptq":
         return quant.ptq(base, spec.quant_config(), _calibration_inputs(ctx)), {}
     if spec.kind == "qat":
-        qmodel = quant.ptq(base, spec.quant_config(), _calibration_inputs(ctx))
-        quant.set_observer_mode(qmodel, "ema")
-        hist = _fit(qmodel, ctx, quant.QAT_EPOCHS, quant.QAT_LR, progress, spec.id)
-        quant.set_observer_mode(qmodel, "frozen")
-        return qmodel.eval(), {"best_epoch": hist["best_epoch"], "best_val_acc": hist["best_val_acc"],
-                               "train_seconds": hist["seconds"]}
+        from .train import fit
+
+        x = ctx.x_train_aug if ctx.x_train_aug is not None else ctx.x_train
+        qmodel = quant.qat(base, spec.quant_config(), x, ctx.y_train, ctx.x_val, ctx.y_val,
+                           epochs=quant.QAT_EPOCHS, lr=quant.QAT_LR, seed=SEED, fit=fit, progress=progress,
+                           x_calib=_calibration_inputs(ctx), description=spec.id)
+        hist = qmodel.qat_history
+        return qmodel, {"best_epoch": hist["best_epoch"], "best_val_acc": hist["best_val_acc"],
+                        "train_seconds": hist["seconds"]}
     if spec.kind == "struct":
         model = prune.structured(base, spec.amount, spec.criterion)
     else:
@@ -323,7 +326,7 @@ def compute_metrics(spec: VariantSpec, model: nn.Module, ctx: Context) -> dict[s
     test = evaluate.evaluate(model, ctx.x_test, ctx.y_test)
     st = stats.model_stats(plain, bits=spec.bits)
     st.pop("layers", None)
-    lat = stats.host_latency(plain, "cpu", repeats=100, warmup=10, threads=1)
+    lat = stats.host_latency(plain, "cpu", repeats=200, warmup=20, threads=1)
     return {
         "val_accuracy": val.accuracy,
         "test_accuracy": test.accuracy,

@@ -9,7 +9,13 @@ below were fixed before looking at results and are not tuned to make the tests p
 - "a few points" of float32 = 5 points; "far above" = 20 points; a "cliff" = the no-fine-tuning
   accuracy loses at least 25 points by 70 % pruned, and loses it faster past 40 % than before.
 
-Variants come from ``harness.variants.make`` (cached), so a second run trains nothing.
+Pruning findings are checked for structured and unstructured L1 pruning alike. Note that 70 %
+structured pruning of 8 conv channels removes round(5.6) = 6 of them (75 %), as torch's
+ln_structured does, and that the paper's own 70 % point (~85 % fine-tuned vs 94 % float32) is
+9 points off float32, so "a few points" is a stricter reading than the paper's figure.
+
+Variants come from ``harness.variants.make`` (cached), so a second run trains nothing; the data set
+is ``--dataset`` when the harness plugin provides it, else the synthetic paper-size set.
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ FAR_ABOVE = 0.20
 CLIFF_DROP = 0.25
 
 QUANT_IDS = [f"{m}-{s}-{b}" for m in ("ptq", "qat") for s in ("sym", "asym") for b in quant.BITS]
-PRUNE_IDS = [f"struct-l1-{p}-{ft}" for p in prune.THRESHOLDS for ft in ("ft", "noft")]
+PRUNE_KINDS = ("struct", "unstruct")
+PRUNE_IDS = [f"{k}-l1-{p}-{ft}" for k in PRUNE_KINDS for p in prune.THRESHOLDS for ft in ("ft", "noft")]
 
 
 @pytest.fixture(scope="module")
@@ -54,21 +61,23 @@ def test_qat_gap_is_largest_at_2_bits(acc, scheme):
     assert gaps[2] >= max(gaps.values()), f"{scheme}: QAT-PTQ gap is not largest at 2 bits ({table})"
 
 
-def _curve(acc: dict[str, float], ft: str) -> dict[int, float]:
-    return {p: acc[f"struct-l1-{p}-{ft}"] for p in prune.THRESHOLDS}
+def _curve(acc: dict[str, float], kind: str, ft: str) -> dict[int, float]:
+    return {p: acc[f"{kind}-l1-{p}-{ft}"] for p in prune.THRESHOLDS}
 
 
-def test_without_finetuning_accuracy_falls_steeply_past_40_percent(acc):
-    fp32, noft = acc["fp32"], _curve(acc, "noft")
-    table = f"fp32 {_pct(fp32)}; not fine-tuned: " + ", ".join(f"{p}% pruned {_pct(a)}" for p, a in noft.items())
+@pytest.mark.parametrize("kind", PRUNE_KINDS)
+def test_without_finetuning_accuracy_falls_steeply_past_40_percent(acc, kind):
+    fp32, noft = acc["fp32"], _curve(acc, kind, "noft")
+    table = f"{kind}ured pruning, fp32 {_pct(fp32)}; not fine-tuned: " + ", ".join(f"{p}% pruned {_pct(a)}" for p, a in noft.items())
     before = (noft[10] - noft[40]) / 30  # loss per pruned percent up to 40 %
     after = (noft[40] - noft[70]) / 30  # and past it
     assert fp32 - noft[70] >= CLIFF_DROP, f"no cliff: 70% pruned without fine-tuning loses only {100 * (fp32 - noft[70]):.1f} pts ({table})"
     assert after > before, f"accuracy does not fall faster past 40% ({100 * before:.2f} vs {100 * after:.2f} pts per pruned %) ({table})"
 
 
-def test_with_finetuning_70_percent_pruned_stays_close_to_fp32_and_far_above_noft(acc):
-    fp32, ft, noft = acc["fp32"], acc["struct-l1-70-ft"], acc["struct-l1-70-noft"]
-    table = f"fp32 {_pct(fp32)}, 70% pruned fine-tuned {_pct(ft)}, not fine-tuned {_pct(noft)}"
+@pytest.mark.parametrize("kind", PRUNE_KINDS)
+def test_with_finetuning_70_percent_pruned_stays_close_to_fp32_and_far_above_noft(acc, kind):
+    fp32, ft, noft = acc["fp32"], acc[f"{kind}-l1-70-ft"], acc[f"{kind}-l1-70-noft"]
+    table = f"{kind}ured pruning, fp32 {_pct(fp32)}, 70% pruned fine-tuned {_pct(ft)}, not fine-tuned {_pct(noft)}"
     assert ft >= fp32 - FEW_POINTS, f"fine-tuned 70%-pruned model is {100 * (fp32 - ft):.1f} pts below fp32 ({table})"
     assert ft >= noft + FAR_ABOVE, f"fine-tuning gains only {100 * (ft - noft):.1f} pts at 70% pruned ({table})"

@@ -90,6 +90,18 @@ def test_run_records_checks_budgets_and_prints_table(suite: pytest.Pytester) -> 
     assert meta["budgets"]["sections"][1]["pattern"] == "*-2" and "finished" in meta and meta["git"]["sha"]
 
 
+def test_own_variant_parametrization_is_left_alone(suite: pytest.Pytester) -> None:
+    suite.makepyfile(test_own="""
+import pytest
+
+@pytest.mark.parametrize("variant_id", ["custom-1"])
+def test_mine(variant_id):
+    assert variant_id == "custom-1"
+""")
+    r = suite.runpytest(*_args(suite, "test_own.py"))
+    r.assert_outcomes(passed=1)
+
+
 def test_junit_xml_carries_the_measurements(suite: pytest.Pytester) -> None:
     r = suite.runpytest(*_args(suite, "--variants", "fp32", "--junitxml", str(suite.path / "junit.xml")))
     r.assert_outcomes(passed=1)
