@@ -65,8 +65,8 @@ SETTINGS = {
     "rep_speed_jitter": 0.07,
     "peak_dbfs": [-32.0, -1.0],
     "colour_probability": 0.6,
-    "noise_probability": 0.8,
-    "snr_db": [5.0, 30.0],
+    "noise_probability": 0.75,
+    "snr_db": [8.0, 35.0],
     "noise_exponent": [0.0, 2.0],  # 0 white, 1 pink, 2 brown
     "hum_probability": 0.2,
     "background_rms": 0.15,

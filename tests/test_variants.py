@@ -126,3 +126,14 @@ def test_sweep_table_written(ctx, tmp_path, monkeypatch):
     assert [r["variant"] for r in back] == ["fp32", "ptq-sym-8", "unstruct-l1-10-noft"]
     assert back[1]["bits"] == 8 and back[1]["flash_bytes"] == pytest.approx(16652)
     assert "| fp32 |" in md_path.read_text()
+
+
+def test_weights_key_follows_recipe_and_baseline(ctx, monkeypatch):
+    spec = variants.parse("qat-sym-4")
+    k1 = variants.weights_key(spec, ctx)
+    assert variants.weights_key(spec, ctx) == k1
+    monkeypatch.setattr(quant, "QAT_EPOCHS", 7)
+    k2 = variants.weights_key(spec, ctx)
+    ctx.baseline_key = "another-baseline"
+    assert len({k1, k2, variants.weights_key(spec, ctx)}) == 3
+    assert variants.weights_key(variants.parse("qat-sym-6"), ctx) != variants.weights_key(spec, ctx)

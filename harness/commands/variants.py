@@ -61,7 +61,8 @@ def _make(args) -> int:
     table.add_column("metric")
     table.add_column("value", justify="right")
     for k, val in row.items():
-        table.add_row(k, str(val))
+        if val != "":  # e.g. tflite_test_acc, which only the sweep computes
+            table.add_row(k, str(val))
     Console().print(table)
     return 0
 
@@ -91,6 +92,8 @@ def _sweep(args) -> int:
     for r in rows:
         table.add_row(*[str(r.get(c, "")) for c in SHOWN])
     console = Console()
+    if not console.is_terminal:  # piped or logged: do not squeeze the table into 80 columns
+        console = Console(width=160)
     console.print(table)
     console.print(f"wrote {csv_path} and {md_path}")
     return 0
