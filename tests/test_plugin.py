@@ -4,7 +4,6 @@ bad input, baselines, and one board per pytest-xdist worker. Stand-in variants c
 
 from __future__ import annotations
 
-import csv
 import shutil
 from pathlib import Path
 
