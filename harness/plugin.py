@@ -142,9 +142,29 @@ def _prefer_loadgroup(config: pytest.Config) -> None:
         config.option.dist = "loadgroup"
 
 
+def _sigterm_as_interrupt(config: pytest.Config) -> None:
+    """CI runners and ``timeout`` stop a job with SIGTERM; turn it into Ctrl-C so the session ends
+    normally: what was measured is on disk anyway, and the table still prints."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt("SIGTERM")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    config.add_cleanup(lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "kws_variant(id): test of one model variant (set by the kws-harness plugin)")
     _prefer_loadgroup(config)
+    if not hasattr(config, "workerinput"):
+        _sigterm_as_interrupt(config)
     try:
         state = _configure(config)
     except HarnessError as exc:
