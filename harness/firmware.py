@@ -338,7 +338,10 @@ def _run_pio(args: list[str], env: dict[str, str], where: str, pio_env_name: str
         assert proc.stdout is not None
         for line in proc.stdout:
             lines.append(line)
-            if re.search(r"(Platform|Tool|Library|Package) Manager: Installing", line) and not registry_reachable():
+            # A fresh core dir first "installs" the local symlink:// dev-platform and tool-scons:
+            # those need no registry; anything else does.
+            if (re.search(r"(Platform|Tool|Library|Package) Manager: Installing", line)
+                    and not re.search(r"(symlink|file)://", line) and not registry_reachable()):
                 registry_down.set()
                 proc.kill()
 
