@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import reference
+from harness import features, reference
 
 BENCH_N, BENCH_WARMUP = 10, 2  # timed inferences and warm-ups per BENCH
 
@@ -63,8 +63,9 @@ def test_device_network_time(variant_id: str, board: Any, device_samples: tuple[
 
 
 def test_device_audio_pipeline(variant_id: str, board: Any, audio_clips: list[tuple[np.ndarray, int]],
-                               record: Any) -> None:
-    """INFER_AUDIO: preprocessing (front end), network and postprocessing time on 1 s clips."""
+                               tflite_path: Path, record: Any) -> None:
+    """INFER_AUDIO: preprocessing (front end), network and postprocessing time on 1 s clips, and the
+    whole audio path (device front end + network) bit-exact with the host (TF front end + TFLM)."""
     assert audio_clips, "no keyword clips with audio in the test split"
     unit = board.info.timer_unit
     runs = [board.infer_audio(pcm) for pcm, _ in audio_clips]
@@ -77,6 +78,13 @@ def test_device_audio_pipeline(variant_id: str, board: Any, audio_clips: list[tu
     record(variant_id, "device_total", pre + net + post, unit)
     correct = sum(int(r.label == label) for r, (_, label) in zip(runs, audio_clips))
     record(variant_id, "device_audio_correct", correct / len(runs), "", passed=None)
+    host_x = np.stack([features.features(pcm) for pcm, _ in audio_clips])
+    expected = reference.predict(tflite_path, host_x).astype(np.int64)
+    got = np.array([r.scores for r in runs], dtype=np.int64)
+    same = float((got == expected).all(axis=1).mean())
+    record(variant_id, "audio_exact_fraction", same, "", passed=same == 1.0)
+    assert same == 1.0, (f"{variant_id}: audio path on the device differs from host front end + TFLM "
+                         f"(device {got.tolist()} vs host {expected.tolist()})")
     record.assert_budgets()
 
 
