@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -12,17 +10,10 @@ import torch
 
 from harness.errors import HarnessError
 
-try:
-    from harness import features
-except ImportError:  # stand-in with the contract's values until harness/features.py lands
-    features = types.ModuleType("harness.features")
-    features.INPUT_SCALE = 666 / 256 * 10 / 256
-    features.INPUT_ZERO_POINT = -128
-    features.dequantize = lambda q: ((np.asarray(q, np.float32) + 128) * np.float32(features.INPUT_SCALE))
-    sys.modules["harness.features"] = features
+from harness import features
 
-from harness import export, reference, tflite_info  # noqa: E402
-from models.tinyconv import TinyConv  # noqa: E402
+from harness import export, reference, tflite_info
+from models.tinyconv import TinyConv
 
 
 @pytest.fixture(scope="module")
