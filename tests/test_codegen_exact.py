@@ -101,6 +101,15 @@ def _build_mixed(tf, x):
     return tf.keras.layers.Dense(5, activation="relu")(x)
 
 
+def _build_fc_leftovers(tf, x):
+    # 3-channel conv (leftover channels only), FC depth 14*11*3 = 462 (2-element tail) into 7 units:
+    # a 4-unit block, a leftover pair and a single unit
+    x = tf.keras.layers.Reshape((49, 40, 1))(x)
+    x = tf.keras.layers.Conv2D(3, (10, 8), strides=3, padding="valid", activation="relu")(x)
+    x = tf.keras.layers.Flatten()(x)
+    return tf.keras.layers.Dense(7)(x)
+
+
 def _build_depthwise(tf, x):
     x = tf.keras.layers.Reshape((49, 40, 1))(x)
     x = tf.keras.layers.Conv2D(3, (4, 4), strides=2, padding="same", activation="relu")(x)
@@ -128,6 +137,10 @@ def _build_tanh(tf, x):
 MODELS = {
     "tinyconv8": dict(build=_tinyconv(8)),
     "tinyconv5": dict(build=_tinyconv(5)),
+    "tinyconv7": dict(build=_tinyconv(7)),  # 4-channel block + 3 leftover channels run together
+    "tinyconv3": dict(build=_tinyconv(3)),  # leftover channels only
+    "tinyconv2": dict(build=_tinyconv(2)),
+    "fc_leftovers": dict(build=_build_fc_leftovers),
     "tinyconv8_zero_weights": dict(build=_tinyconv(8), zero_weights=True),
     "tinyconv8_softmax": dict(build=_tinyconv(8, softmax=True)),
     "tinyconv8_per_tensor_fc": dict(build=_tinyconv(8), per_tensor_dense=True),

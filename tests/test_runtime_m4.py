@@ -163,7 +163,28 @@ def mixed() -> Path:
     return _convert("mixed_convs", MODELS["mixed_convs"]["build"], (49, 40))
 
 
-@pytest.mark.parametrize("which", ["tinyconv", "mixed"])
+@pytest.fixture(scope="module")
+def tinyconv7() -> Path:
+    from tests.test_codegen_exact import MODELS, _convert
+
+    return _convert("tinyconv7", MODELS["tinyconv7"]["build"], (49, 40))
+
+
+@pytest.fixture(scope="module")
+def tinyconv3() -> Path:
+    from tests.test_codegen_exact import MODELS, _convert
+
+    return _convert("tinyconv3", MODELS["tinyconv3"]["build"], (49, 40))
+
+
+@pytest.fixture(scope="module")
+def fc_leftovers() -> Path:
+    from tests.test_codegen_exact import MODELS, _convert
+
+    return _convert("fc_leftovers", MODELS["fc_leftovers"]["build"], (49, 40))
+
+
+@pytest.mark.parametrize("which", ["tinyconv", "tinyconv7", "tinyconv3", "fc_leftovers", "mixed"])
 def test_m4_dsp_path_bit_exact(request: pytest.FixtureRequest, tmp_path: Path, which: str) -> None:
     tflite = request.getfixturevalue(which)
     rng = np.random.default_rng(7)

@@ -9,7 +9,10 @@
  * Speed: each output position gathers its receptive field into a contiguous patch (im2col of one
  * column, k_padded bytes, zero weights beyond k), then four output channels at a time run a
  * branch-free dot product over it: per 4 inputs one LDR + two SXTB16 shared by the channels, and
- * per channel two LDR of pre-interleaved int16 weight pairs + two SMLAD.
+ * per channel two LDR of pre-interleaved int16 weight pairs + two SMLAD. The 1-3 channels left
+ * over when out_c is not a multiple of 4 run together the same way (one shared SXTB16 per word),
+ * reading their one-after-another weight streams through separate pointers; only the grouping
+ * of the channels differs, not any channel's sum.
  */
 #include <string.h>
 
@@ -50,6 +53,106 @@ static void gather_patch(int8_t *patch, const int8_t *base, int k_h, int row_len
 
 #define REQUANT(acc, ch) \
     kws_requant_ch((acc), (ch).multiplier, (ch).left_shift, (ch).right_shift, (ch).round_mask, zp, lo, hi)
+
+/* The 1-3 channels left over when out_c is not a multiple of 4. Their weight streams follow one
+ * another (conv_weight_layout, `half` words each), but they run together so each patch word is
+ * loaded and sign-extended once for all of them. Each dot product is its own small function, out
+ * of line, so neither it nor the 4-channel loop of kws_conv2d_s8 runs short of registers;
+ * acc holds the biases on entry and the sums on return. */
+#if defined(__GNUC__)
+#define KWS_NOINLINE __attribute__((noinline))
+#else
+#define KWS_NOINLINE
+#endif
+
+static KWS_NOINLINE void conv_dot3(const uint32_t *x, const uint32_t *end, const uint32_t *w, int half,
+                                   int32_t *acc) {
+    const uint32_t *w1 = w + half, *w2 = w1 + half;
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2];
+    do {
+        uint32_t v = x[0];
+        uint32_t even = kws_sxtb16(v), odd = kws_sxtb16_ror8(v);
+        a0 = kws_smlad(w[0], even, a0);
+        a0 = kws_smlad(w[1], odd, a0);
+        a1 = kws_smlad(w1[0], even, a1);
+        a1 = kws_smlad(w1[1], odd, a1);
+        a2 = kws_smlad(w2[0], even, a2);
+        a2 = kws_smlad(w2[1], odd, a2);
+        v = x[1];
+        even = kws_sxtb16(v);
+        odd = kws_sxtb16_ror8(v);
+        a0 = kws_smlad(w[2], even, a0);
+        a0 = kws_smlad(w[3], odd, a0);
+        a1 = kws_smlad(w1[2], even, a1);
+        a1 = kws_smlad(w1[3], odd, a1);
+        a2 = kws_smlad(w2[2], even, a2);
+        a2 = kws_smlad(w2[3], odd, a2);
+        x += 2;
+        w += 4;
+        w1 += 4;
+        w2 += 4;
+    } while (x < end);
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+}
+
+static KWS_NOINLINE void conv_dot2(const uint32_t *x, const uint32_t *end, const uint32_t *w, int half,
+                                   int32_t *acc) {
+    const uint32_t *w1 = w + half;
+    int32_t a0 = acc[0], a1 = acc[1];
+    do {
+        uint32_t v = x[0];
+        uint32_t even = kws_sxtb16(v), odd = kws_sxtb16_ror8(v);
+        a0 = kws_smlad(w[0], even, a0);
+        a0 = kws_smlad(w[1], odd, a0);
+        a1 = kws_smlad(w1[0], even, a1);
+        a1 = kws_smlad(w1[1], odd, a1);
+        v = x[1];
+        even = kws_sxtb16(v);
+        odd = kws_sxtb16_ror8(v);
+        a0 = kws_smlad(w[2], even, a0);
+        a0 = kws_smlad(w[3], odd, a0);
+        a1 = kws_smlad(w1[2], even, a1);
+        a1 = kws_smlad(w1[3], odd, a1);
+        x += 2;
+        w += 4;
+        w1 += 4;
+    } while (x < end);
+    acc[0] = a0;
+    acc[1] = a1;
+}
+
+/* Channels c..out_c-1 (1 to 3 of them) of one output position; x..end is the patch (kp / 4 words,
+ * an even count since kp is a multiple of 8), w the first of their weight streams. */
+static KWS_NOINLINE void conv_leftover_channels(const kws_conv2d_t *p, int c, const uint32_t *x,
+                                                const uint32_t *end, const uint32_t *w, int8_t *out) {
+    const kws_channel_q_t *const q = p->channels + c;
+    const int n = p->out_c - c;
+    const int32_t zp = p->output_zp, lo = p->act_min, hi = p->act_max;
+    if (n == 1) { /* nothing to share */
+        int32_t a0 = q->bias;
+        do {
+            uint32_t v = x[0];
+            a0 = kws_smlad(w[0], kws_sxtb16(v), a0);
+            a0 = kws_smlad(w[1], kws_sxtb16_ror8(v), a0);
+            v = x[1];
+            a0 = kws_smlad(w[2], kws_sxtb16(v), a0);
+            a0 = kws_smlad(w[3], kws_sxtb16_ror8(v), a0);
+            x += 2;
+            w += 4;
+        } while (x < end);
+        out[0] = REQUANT(a0, q[0]);
+        return;
+    }
+    int32_t acc[3];
+    for (int i = 0; i < n; ++i) acc[i] = q[i].bias;
+    if (n == 3)
+        conv_dot3(x, end, w, p->k_padded >> 1, acc);
+    else
+        conv_dot2(x, end, w, p->k_padded >> 1, acc);
+    for (int i = 0; i < n; ++i) out[i] = REQUANT(acc[i], q[i]);
+}
 
 void kws_conv2d_s8(const kws_conv2d_t *p, const int8_t *in, int8_t *out, int8_t *scratch) {
     const int in_c = p->in_c, out_c = p->out_c;
@@ -108,16 +211,7 @@ void kws_conv2d_s8(const kws_conv2d_t *p, const int8_t *in, int8_t *out, int8_t 
                 out[c + 2] = REQUANT(a2, q[2]);
                 out[c + 3] = REQUANT(a3, q[3]);
             }
-            for (; c < out_c; ++c) {
-                const kws_channel_q_t *q = p->channels + c;
-                int32_t a = q->bias;
-                for (const uint32_t *x = patch_words; x < patch_end; ++x, w += 2) {
-                    const uint32_t v = *x;
-                    a = kws_smlad(w[0], kws_sxtb16(v), a);
-                    a = kws_smlad(w[1], kws_sxtb16_ror8(v), a);
-                }
-                out[c] = REQUANT(a, q[0]);
-            }
+            if (c < out_c) conv_leftover_channels(p, c, patch_words, patch_end, w, out + c);
             out += out_c;
         }
     }
