@@ -1,6 +1,6 @@
 """PlatformIO pre-script: wires the per-build inputs the harness passes through the environment.
 
-Generated model sources never go into src/: harness/firmware.py writes them to a per-variant cache
+Generated model sources never go into src/: harness/device/firmware.py writes them to a per-variant cache
 directory and names it in KWS_MODEL_DIR, which is compiled here with its own include path.
 KWS_EXTRA_SRC_DIRS (os.pathsep-separated) adds more source folders (test stand-ins); a folder that
 provides kws_model.h or kws_frontend.h replaces lib/kws_runtime or lib/kws_frontend for this build.
@@ -29,7 +29,7 @@ for i, d in enumerate(dirs):
         print(f"Error: source folder {d} (KWS_MODEL_DIR/KWS_EXTRA_SRC_DIRS) does not exist")
         env.Exit(1)  # noqa: F821
     env.Append(CPPPATH=[d])  # noqa: F821
-    name = "kws_model" if d == model_dir else f"kws_extra{i}"  # harness/firmware.py reads the map by name
+    name = "kws_model" if d == model_dir else f"kws_extra{i}"  # harness/device/firmware.py reads the map by name
     env.BuildSources(os.path.join("$BUILD_DIR", name), d)  # noqa: F821
     if os.path.exists(os.path.join(d, "kws_model.h")) and d != model_dir:
         ignored.append("kws_runtime")

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .paths import cache_dir
+from harness.paths import cache_dir
 
 
 def _feed(h: "hashlib._Hash", obj: Any) -> None:

@@ -12,14 +12,14 @@ import argparse
 import importlib
 import sys
 
-from .errors import HarnessError
+from harness.errors import HarnessError
 
 # One module per area; a missing module (area not built yet) is skipped silently.
 COMMAND_MODULES = [
     "harness.commands.data",  # data split / data synth
     "harness.commands.train",  # train, evaluate
     "harness.commands.stats",  # stats
-    "harness.commands.plots",  # plots preprocessing | training | compression (harness/figures_*.py)
+    "harness.commands.plots",  # plots preprocessing | training | compression (harness/figures/*.py)
     "harness.commands.variants",  # variants list / sweep
     "harness.commands.export",  # export
     "harness.commands.build",  # build

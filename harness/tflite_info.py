@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import HarnessError
+from harness.errors import HarnessError
 
 FILE_IDENTIFIER = b"TFL3"
 

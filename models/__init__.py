@@ -1,6 +1,6 @@
 """Model definitions. ``get_model(name, **kwargs)`` builds one by name."""
 
-from .tinyconv import TinyConv
+from models.tinyconv import TinyConv
 
 MODELS = {"tinyconv": TinyConv}
 

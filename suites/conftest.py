@@ -1,7 +1,7 @@
 """Fixtures of the benchmark suites: data, a variant, its exported model, its firmware, its board.
 
 Every fixture here calls the real library (no stand-ins). They are session-scoped and depend on the
-session-scoped ``variant_id`` parameter (set by harness.plugin), so pytest runs one variant's tests
+session-scoped ``variant_id`` parameter (set by harness.bench.pytestplugin), so pytest runs one variant's tests
 together and builds, starts or flashes its board once, then tears it down before the next variant.
 """
 
@@ -39,10 +39,10 @@ def dataset_dir(request: pytest.FixtureRequest) -> str | None:
 
 @pytest.fixture(scope="session")
 def context(dataset_dir: str | None, results_store: Any) -> Any:
-    """The baseline model and split features of the data set (harness.variants.Context), cached."""
+    """The baseline model and split features of the data set (harness.model.variants.Context), cached."""
     import torch
 
-    from harness import variants
+    from harness.model import variants
 
     torch.set_num_threads(1)  # 2 shared cores: keep host timings comparable run to run
     ctx = _harness_call("data set", variants.load_context, dataset_dir)
@@ -57,8 +57,8 @@ def context(dataset_dir: str | None, results_store: Any) -> Any:
 
 @pytest.fixture(scope="session")
 def variant(variant_id: str, context: Any) -> Any:
-    """The made variant (harness.variants.Variant): .model, .plain_model(), .metrics, .spec."""
-    from harness import variants
+    """The made variant (harness.model.variants.Variant): .model, .plain_model(), .metrics, .spec."""
+    from harness.model import variants
 
     return _harness_call(f"variant {variant_id}", variants.make, variant_id, context=context)
 
@@ -89,9 +89,9 @@ def device_samples(request: pytest.FixtureRequest, test_set: tuple[np.ndarray, n
 @pytest.fixture(scope="session")
 def tflite_path(variant_id: str, dataset_dir: str | None, variant: Any) -> Path:
     """The variant's full-int8 .tflite (cached by content hash)."""
-    from harness import export
+    from harness.bench import pipeline
 
-    return Path(_harness_call(f"export {variant_id}", export.variant_tflite, variant_id, dataset_dir=dataset_dir))
+    return Path(_harness_call(f"export {variant_id}", pipeline.variant_tflite, variant_id, dataset_dir=dataset_dir))
 
 
 # --- firmware and board ------------------------------------------------------------------------
@@ -99,26 +99,26 @@ def tflite_path(variant_id: str, dataset_dir: str | None, variant: Any) -> Path:
 
 @pytest.fixture(scope="session")
 def board_spec(kws: Any) -> Any:
-    """This worker's board as a harness.boards.BoardSpec (what and where; nothing opened yet)."""
-    from harness import boards
+    """This worker's board as a harness.device.boards.BoardSpec (what and where; nothing opened yet)."""
+    from harness.device import boards
 
     return _harness_call(f"--device {kws.device}", boards.resolve, kws.device)[0]
 
 
 @pytest.fixture(scope="session")
 def firmware_build(variant_id: str, tflite_path: Path, board_spec: Any, kws: Any) -> Any:
-    """The PlatformIO build of this variant for the board in use (harness.firmware.Build, cached)."""
-    from harness import firmware
+    """The PlatformIO build of this variant for the board in use (harness.device.firmware.Build, cached)."""
+    from harness.device import firmware
 
     return _harness_call(f"firmware build of {variant_id}", firmware.build, tflite_path, env=board_spec.env,
-                         backend=kws.backend, model_id=variant_id)
+                         backend=kws.backend, model_id=variant_id, variant=variant_id)
 
 
 @pytest.fixture(scope="session")
 def board(variant_id: str, firmware_build: Any, board_spec: Any, kws: Any, results_store: Any) -> Iterator[Any]:
     """A link.Board running this variant's build, verified by HELLO against the build hash: QEMU for
     --device=emu, else a real board flashed once for the variant. Stopped before the next variant."""
-    from harness import boards
+    from harness.device import boards
 
     label = board_spec.name if board_spec.kind not in ("emu", "native") else f"{board_spec.kind}-{kws.worker or 'main'}"
     cm = _harness_call(f"board {label}", boards.session, board_spec, firmware_build)
@@ -141,7 +141,7 @@ def _identity(hello: Any, variant_id: str) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def audio_clips(context: Any) -> list[tuple[np.ndarray, int]]:
     """A few 1 s int16 test clips with their labels (keywords first), for INFER_AUDIO timing."""
-    from harness import audio, dataset
+    from harness.data import audio, dataset
 
     splits = _harness_call("data set", dataset.load_splits, context.dataset_dir)
     picked = [s for s in splits.test if s.path is not None and s.label in ("yes", "no")][:AUDIO_CLIPS]
@@ -155,7 +155,7 @@ def host_latency_ms(variant_id: str, variant: Any, kws: Any) -> float:
     row = kws.measured.get((variant_id, "host_latency_cpu"))
     if row is not None:
         return row.value
-    from harness import stats
+    from harness.model import stats
 
     return stats.host_latency(variant.plain_model(), "cpu", repeats=50, warmup=5, threads=1)["median_ms"]
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from harness import features, reference
+from harness.data import features
+from harness.device import reference
 
 BENCH_N, BENCH_WARMUP = 10, 2  # timed inferences and warm-ups per BENCH
 

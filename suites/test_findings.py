@@ -1,6 +1,6 @@
 """The paper's compression findings, checked on our data (synthetic paper-size set by default).
 
-Each test states a finding of Clouser, "Tiny but Mighty" (DESIGN.md section 6) as an assertion on
+Each test states a finding of Clouser, "Tiny but Mighty" (docs/ARCHITECTURE.md section 8) as an assertion on
 the variants' test accuracy, and on failure says plainly which numbers broke it. The thresholds
 below were fixed before looking at results and are not tuned to make the tests pass:
 
@@ -14,7 +14,7 @@ structured pruning of 8 conv channels removes round(5.6) = 6 of them (75 %), as 
 ln_structured does, and that the paper's own 70 % point (~85 % fine-tuned vs 94 % float32) is
 9 points off float32, so "a few points" is a stricter reading than the paper's figure.
 
-Variants come from ``harness.variants.make`` (cached), so a second run trains nothing; the data set
+Variants come from ``harness.model.variants.make`` (cached), so a second run trains nothing; the data set
 is ``--dataset`` when the harness plugin provides it, else the synthetic paper-size set.
 """
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness import prune, quant, variants
+from harness.model import prune, quant, variants
 
 NOISE = 0.005
 FEW_POINTS = 0.05

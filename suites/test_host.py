@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from harness import evaluate, reference, stats
+from harness.model import evaluate, stats
+from harness.device import reference
 
 
 def test_accuracy(variant_id: str, host_model: Any, test_set: tuple[np.ndarray, np.ndarray], record: Any) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness import stats
+from harness.model import stats
 
 
 def test_model_budgets(variant_id: str, variant: Any, record: Any) -> None:

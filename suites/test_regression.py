@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from harness import compare, results
+from harness.bench import compare, results
 
 
 def test_no_regression(variant_id: str, kws: Any, budgets: Any, record: Any) -> None:

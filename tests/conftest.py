@@ -14,14 +14,14 @@ import pytest
 @pytest.fixture(scope="session")
 def small_dataset() -> Path:
     """Path of the small synthetic Speech Commands set (a few hundred clips)."""
-    from harness import synth
+    from harness.data import synth
 
     return synth.default_dataset("small", progress=False)
 
 
 @pytest.fixture(scope="session")
 def small_splits(small_dataset: Path):
-    """The small set split by TF's rules (``harness.dataset.Splits``)."""
-    from harness import dataset
+    """The small set split by TF's rules (``harness.data.dataset.Splits``)."""
+    from harness.data import dataset
 
     return dataset.load_splits(small_dataset)

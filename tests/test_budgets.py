@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import budgets
+from harness.bench import budgets
 from harness.errors import HarnessError
 
 

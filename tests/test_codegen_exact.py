@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from harness import codegen, reference
+from harness.device import codegen, reference
 from harness.cache import artifact_dir, atomic_write_bytes, content_hash
 from harness.errors import HarnessError
 
@@ -246,9 +246,9 @@ def test_missing_or_corrupt_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("softmax", [False, True])
 def test_exported_tinyconv_is_bit_exact(inputs: np.ndarray, softmax: bool) -> None:
-    """The real export path (PyTorch TinyConv -> harness.export) through the runtime, half its weights pruned."""
+    """The real export path (PyTorch TinyConv -> harness.model.export) through the runtime, half its weights pruned."""
     torch = pytest.importorskip("torch")
-    from harness import export
+    from harness.model import export
     from models.tinyconv import TinyConv
 
     torch.manual_seed(0)

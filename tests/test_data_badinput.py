@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from harness import audio, dataset, features, synth
+from harness.data import audio, dataset, features, synth
 from harness.cli import main
 from harness.errors import HarnessError
 

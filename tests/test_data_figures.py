@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness import figures_preprocessing as fp
+from harness.figures import preprocessing as fp
 from harness.cli import main
 
 

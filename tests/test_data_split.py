@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from harness import dataset
+from harness.data import dataset
 from harness.cli import main
 
 

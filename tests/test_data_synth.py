@@ -7,7 +7,7 @@ import json
 import numpy as np
 import soundfile as sf
 
-from harness import audio, dataset, synth
+from harness.data import audio, dataset, synth
 
 
 def test_layout_and_clip_format(small_dataset):

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import emulator, firmware
+from harness.device import emulator, firmware
 from harness.errors import HarnessError
-from harness.link import Board
+from harness.device.link import Board
 
 pytestmark = pytest.mark.device
 
@@ -64,7 +64,7 @@ def test_bench_counts_are_identical_across_runs_and_boards(emu_build):
 
 
 def test_audio_runs_the_front_end_on_the_device(board):
-    from harness import frontend_native
+    from harness.device import frontend_native
 
     rng = np.random.default_rng(5)
     pcm = (rng.normal(0, 800, 16000) + 4000 * np.sin(np.arange(16000) * 0.07)).astype(np.int16)
@@ -104,7 +104,7 @@ def test_qemu_dies_with_the_harness(emu_build):
     import subprocess
     import sys
 
-    code = ("import sys, time; from harness import emulator\n"
+    code = ("import sys, time; from harness.device import emulator\n"
             f"e = emulator.start({str(emu_build.elf)!r}); print(e.proc.pid, flush=True); time.sleep(60)\n")
     from harness.paths import REPO_ROOT
 
@@ -132,7 +132,7 @@ def test_missing_or_corrupt_elf_is_named(tmp_path):
 
 
 def test_bad_frames_on_the_emulated_link(board):
-    from harness import protocol as P
+    from harness.device import protocol as P
 
     board.send_raw(P.HEADER.pack(P.MAGIC, P.VERSION, P.INFER_FEATURES, 31, 40000) + bytes(2500))
     answer = board.read_frame(3.0)

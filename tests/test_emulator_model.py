@@ -1,4 +1,4 @@
-"""The real runtime on the emulated board: a TinyConv int8 .tflite compiled by harness/codegen.py,
+"""The real runtime on the emulated board: a TinyConv int8 .tflite compiled by harness/device/codegen.py,
 built for the Cortex-M4F, run in QEMU, compared bit for bit with the TFLM reference kernels.
 
 The .tflite comes from random TinyConv weights (what is tested is the firmware path, not a
@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness import emulator, firmware
-from harness.link import Board
+from harness.device import emulator, firmware
+from harness.device.link import Board
 
 pytestmark = [pytest.mark.device, pytest.mark.slow]
 
@@ -29,7 +29,7 @@ def spectrogram_like(n: int, seed: int) -> np.ndarray:
 def tflite():
     import torch
 
-    from harness import export
+    from harness.model import export
     from models.tinyconv import TinyConv
 
     torch.set_num_threads(1)
@@ -43,7 +43,7 @@ def build(tflite):
 
 
 def test_device_scores_equal_the_tflm_reference(tflite, build):
-    from harness import reference
+    from harness.device import reference
 
     x = spectrogram_like(N_SAMPLES, seed=2)
     expected = reference.predict(tflite, x)
@@ -77,7 +77,7 @@ def test_tflm_backend_model_sources(tflite, tmp_path):
     body = src[src.index("kws_model_tflite[] = {") :]
     data = bytes(int(v) for v in re.findall(r"\d+", body[body.index("{") : body.index("}")]))
     assert data == tflite.read_bytes() and info["tflite_bytes"] == len(data)
-    from harness import reference
+    from harness.device import reference
 
     assert info["arena_bytes"] >= reference.arena_bytes(tflite)
     subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-c", "-Wall", "-Werror",

@@ -17,9 +17,12 @@ import torch
 
 from harness.errors import HarnessError
 
-from harness import features
+from harness.data import features
 
-from harness import export, reference, tflite_info
+from harness.bench import pipeline
+from harness.model import export
+from harness.device import reference
+from harness import tflite_info
 from models.tinyconv import TinyConv
 
 
@@ -201,7 +204,7 @@ def test_bad_inputs_are_one_line_errors(model):
 
 
 def test_variant_tflite_uses_plain_model_and_training_split(model, calib, exported, monkeypatch):
-    from harness import variants
+    from harness.model import variants
 
     calls = {}
 
@@ -215,7 +218,7 @@ def test_variant_tflite_uses_plain_model_and_training_split(model, calib, export
 
     monkeypatch.setattr(variants, "load_context", fake_context)
     monkeypatch.setattr(variants, "make", fake_make)
-    assert export.variant_tflite("fp32", dataset_dir="/data/sc") == exported  # same weights + data: cache hit
+    assert pipeline.variant_tflite("fp32", dataset_dir="/data/sc") == exported  # same weights + data: cache hit
     assert calls == {"dataset": "/data/sc", "id": "fp32"}
     assert len(export.calibration_features(np.zeros((1000, 49, 40), np.int8))) == export.CALIBRATION_SAMPLES
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness import audio, features
+from harness.data import audio, features
 from harness.errors import HarnessError
 
 

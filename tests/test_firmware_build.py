@@ -1,4 +1,4 @@
-"""PlatformIO builds of the firmware (harness/firmware.py): offline envs, cache, sizes, failures.
+"""PlatformIO builds of the firmware (harness/device/firmware.py): offline envs, cache, sizes, failures.
 
 Builds use the stand-in model in tests/fixtures/firmware_standin/ (the real runtime is tested in
 test_emulator_model.py); successful builds are cached by content hash, so reruns cost nothing.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import firmware
+from harness.device import firmware
 from harness.errors import HarnessError
 
 STANDIN = Path(__file__).resolve().parent / "fixtures" / "firmware_standin"
@@ -52,7 +52,7 @@ def test_cached_build_is_a_fast_hit(emu_build):
 def test_a_define_changes_the_build_hash(emu_build):
     uart = firmware.build(None, env="emu_m4", extra_src_dirs=(STANDIN,), defines=("KWS_EMU_LINK_UART",))
     assert uart.build_hash != emu_build.build_hash
-    from harness import emulator
+    from harness.device import emulator
 
     assert emulator.emu_link(uart.elf) == "uart" and emulator.emu_link(emu_build.elf) == "semihost"
 

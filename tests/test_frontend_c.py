@@ -15,8 +15,9 @@ import subprocess
 import numpy as np
 import pytest
 
-from harness import features, frontend_native
-from harness.audio import fit_clip, read_wav
+from harness.data import features
+from harness.device import frontend_native
+from harness.data.audio import fit_clip, read_wav
 from harness.errors import HarnessError
 
 SR = 16000

@@ -17,7 +17,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from harness import frontend_native
+from harness.device import frontend_native
 
 pytestmark = pytest.mark.skipif(
     shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
@@ -137,7 +137,7 @@ def _wav_bytes(data: bytes) -> np.ndarray:
 
     import soundfile as sf
 
-    from harness.audio import fit_clip, resample, to_int16
+    from harness.data.audio import fit_clip, resample, to_int16
 
     audio, rate = sf.read(io.BytesIO(data), dtype="float32")
     return fit_clip(to_int16(resample(audio.astype(np.float64), rate)))

@@ -1,4 +1,4 @@
-"""The host link (harness/link.py) against the native build of the firmware core and loop://.
+"""The host link (harness/device/link.py) against the native build of the firmware core and loop://.
 
 The native build runs the same C core (frame parser, dispatcher) on the host over TCP, so the
 firmware's answers to garbage, bad CRCs, oversized lengths and unknown commands are tested in
@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import boards, emulator, firmware
-from harness import protocol as P
+from harness.device import boards, emulator, firmware
+from harness.device import protocol as P
 from harness.errors import HarnessError
-from harness.link import Board, BoardError
+from harness.device.link import Board, BoardError
 
 STANDIN = Path(__file__).resolve().parent / "fixtures" / "firmware_standin"
 _spec = importlib.util.spec_from_file_location("standin", STANDIN / "standin.py")
@@ -104,7 +104,7 @@ def test_stale_answers_are_skipped(board):
 
 
 def test_audio_upload_in_chunks_runs_the_front_end(board):
-    from harness import frontend_native
+    from harness.device import frontend_native
 
     t = np.arange(16000) / 16000
     pcm = (3000 * np.sin(2 * np.pi * 440 * t) * (t > 0.3)).astype(np.int16)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from harness.errors import HarnessError
-from harness.evaluate import evaluate, false_accept_rate, predict
+from harness.model.evaluate import evaluate, false_accept_rate, predict
 from models.tinyconv import CLASSES, TinyConv
 
 

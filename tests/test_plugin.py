@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import results
+from harness.bench import results
 
 pytest_plugins = ["pytester"]
 
@@ -53,7 +53,7 @@ def suite(pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 def _args(p: pytest.Pytester, *extra: str) -> list[str]:
-    return ["-p", "harness.plugin", "-p", "no:cacheprovider", "--budgets", str(p.path / "budgets.toml"),
+    return ["-p", "harness.bench.pytestplugin", "-p", "no:cacheprovider", "--budgets", str(p.path / "budgets.toml"),
             "--results-dir", str(p.path / "res"), *extra]
 
 
@@ -133,7 +133,7 @@ def test_board(variant_id, record):
 
 def test_no_records_means_no_run_folder(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_plain="def test_x():\n    assert 1\n")
-    r = pytester.runpytest("-p", "harness.plugin", "--results-dir", str(pytester.path / "res"))
+    r = pytester.runpytest("-p", "harness.bench.pytestplugin", "--results-dir", str(pytester.path / "res"))
     r.assert_outcomes(passed=1)
     assert not (pytester.path / "res").exists()
 
@@ -162,13 +162,13 @@ def test_bad_input_is_one_line_and_a_failed_run(suite: pytest.Pytester, extra: t
 def test_results_dir_not_writable(suite: pytest.Pytester) -> None:
     blocker = suite.path / "blocker"
     blocker.write_text("a file where the results folder should be")
-    r = suite.runpytest("-p", "harness.plugin", "--results-dir", str(blocker / "res"))
+    r = suite.runpytest("-p", "harness.bench.pytestplugin", "--results-dir", str(blocker / "res"))
     assert r.ret == pytest.ExitCode.USAGE_ERROR
     r.stderr.fnmatch_lines(["ERROR: results directory */blocker/res is not writable*"])
     # the default results folder (KWS_RESULTS_DIR) is checked once a test will record
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("KWS_RESULTS_DIR", str(blocker / "res2"))
-        r = suite.runpytest("-p", "harness.plugin", "--budgets", str(suite.path / "budgets.toml"))
+        r = suite.runpytest("-p", "harness.bench.pytestplugin", "--budgets", str(suite.path / "budgets.toml"))
     assert r.ret == pytest.ExitCode.USAGE_ERROR
     r.stderr.fnmatch_lines(["ERROR: results directory */blocker/res2 is not writable*"])
 
@@ -230,7 +230,7 @@ def test_again(variant_id, kws, results_store):
 
 
 def test_variant_scope_and_keywords() -> None:
-    from harness.plugin import variant_keywords, variant_scope
+    from harness.bench.pytestplugin import variant_keywords, variant_scope
 
     ids = ["fp32", "qat-sym-4", "qat-sym-4x", "struct-l1-40-ft"]
     assert variant_scope("suites/test_host.py::test_accuracy[qat-sym-4]", ids) == "variant:qat-sym-4"

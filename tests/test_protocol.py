@@ -1,4 +1,4 @@
-"""Framing and payloads of the board protocol (harness/protocol.py): pure functions, no board."""
+"""Framing and payloads of the board protocol (harness/device/protocol.py): pure functions, no board."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from harness import protocol as P
+from harness.device import protocol as P
 from harness.errors import HarnessError
 
 

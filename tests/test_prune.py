@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from harness import prune
+from harness.model import prune
 from harness.errors import HarnessError
 from models.tinyconv import TinyConv
 

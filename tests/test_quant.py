@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from harness import quant
+from harness.model import quant
 from harness.errors import HarnessError
 from models.tinyconv import TinyConv
 

@@ -10,9 +10,11 @@ import torch
 
 from harness.errors import HarnessError
 
-from harness import features
+from harness.data import features
 
-from harness import export, reference, tflite_info
+from harness.model import export
+from harness.device import reference
+from harness import tflite_info
 from models.tinyconv import TinyConv
 
 
@@ -49,7 +51,7 @@ def test_predict_is_batch_of_invokes_and_deterministic(exported, inputs):
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # tf.lite.Interpreter deprecation notice
 def test_equals_tflite_reference_kernels(exported, inputs):
-    """TFLM's Python interpreter == tf.lite with BUILTIN_REF kernels, bit for bit (DESIGN.md 5)."""
+    """TFLM's Python interpreter == tf.lite with BUILTIN_REF kernels, bit for bit (docs/ARCHITECTURE.md section 7)."""
     tf = export._quiet_tensorflow()
     interp = tf.lite.Interpreter(model_path=str(exported),
                                  experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import compare, report, results
+from harness.bench import compare, report, results
+from harness.figures import run as figure_run
 from harness.cli import main
 from harness.errors import HarnessError
 
@@ -82,7 +83,7 @@ def test_report_table_markdown_html_json(tmp_path: Path) -> None:
     assert "| fp32 |" in md and "## Failed checks" in md
     html = report.html_report(run)
     assert "<table>" in html and "qat-sym-4" in html
-    written = report.write_reports(run, figures=False)
+    written = report.write_reports(run)
     assert {p.name for p in written} == {"report.md", "report.html", "summary.json"}
     summary = json.loads((run.path / "summary.json").read_text())
     assert summary["variants"][0]["variant"] == "fp32"
@@ -108,7 +109,7 @@ def test_cli_report_and_compare(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 
 def test_report_draws_the_compression_figures_from_the_run(tmp_path: Path) -> None:
-    pytest.importorskip("harness.figures_compression")
+    pytest.importorskip("harness.figures.compression")
     rows = [("fp32", "accuracy", 0.94, "")]
     for bits in (2, 4, 8):
         rows += [(f"qat-sym-{bits}", "accuracy", 0.9 - 0.01 * (8 - bits), ""),
@@ -119,6 +120,6 @@ def test_report_draws_the_compression_figures_from_the_run(tmp_path: Path) -> No
                  (v, "flops", 672004 * (1 - pct / 100), ""), (v, "host_latency_cpu", 0.2, "ms"),
                  (v, "device_network", 800000 * (1 - pct / 100), "instructions")]
     run = _run(tmp_path / "r", rows)
-    written = {p.name for p in report.write_reports(run)}
+    written = {p.name for p in report.write_reports(run, figures=figure_run.draw)}
     assert {"fig08_quant_sym.png", "fig10_struct_params.png", "fig12b_struct_mcu.png"} <= written
     assert (run.path / "figures" / "fig12b_struct_mcu.png").stat().st_size > 1000

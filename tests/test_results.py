@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import results
+from harness.bench import results
 from harness.errors import HarnessError
 
 

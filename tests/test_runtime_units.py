@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import codegen
+from harness.device import codegen
 from harness.errors import HarnessError
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from harness.errors import HarnessError
-from harness.stats import host_latency, layer_profile, model_stats
+from harness.model.stats import host_latency, layer_profile, model_stats
 from models.tinyconv import TinyConv
 
 

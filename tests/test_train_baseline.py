@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness import train
+from harness.model import train
 from harness.errors import HarnessError
 
 torch.set_num_threads(1)
@@ -33,8 +33,8 @@ def isolated(monkeypatch, tmp_path):
 
 
 def test_baseline_beats_chance_on_small_set(small_dir, isolated):
-    from harness import dataset, features
-    from harness.evaluate import evaluate
+    from harness.data import dataset, features
+    from harness.model.evaluate import evaluate
 
     model, info = train.baseline(small_dir, epochs=20, progress=False)
     splits = dataset.load_splits(small_dir)
@@ -44,7 +44,7 @@ def test_baseline_beats_chance_on_small_set(small_dir, isolated):
     assert res.accuracy > 0.5  # 4 classes: chance 0.25, majority class ~0.3
     assert info["history"]["train_loss"][-1] < info["history"]["train_loss"][0]
     d = Path(info["dir"])
-    assert (d / "model.pt").is_file() and (d / "training_curve.png").stat().st_size > 1000
+    assert (d / "model.pt").is_file() and (d / "history.json").is_file()
     assert json.loads((d / "history.json").read_text())["val_acc"] == info["history"]["val_acc"]
 
 
@@ -64,7 +64,7 @@ def test_second_call_is_a_cache_hit(small_dir, isolated, monkeypatch):
 
 
 def test_config_change_changes_the_key(small_dir):
-    from harness import dataset
+    from harness.data import dataset
 
     fp = dataset.load_splits(small_dir).fingerprint
     keys = {train.baseline_key(fp, 50, 1e-3, 0), train.baseline_key(fp, 49, 1e-3, 0),
@@ -87,7 +87,7 @@ def test_corrupt_checkpoint_is_logged_and_rebuilt(small_dir, isolated, caplog):
     _, info = train.baseline(small_dir, epochs=2, progress=False)
     ckpt = Path(info["dir"]) / "model.pt"
     ckpt.write_bytes(b"not a checkpoint")
-    with caplog.at_level(logging.WARNING, logger="harness.train"):
+    with caplog.at_level(logging.WARNING, logger="harness.model.train"):
         model, info2 = train.baseline(small_dir, epochs=2, progress=False)
     assert info2["trained"] is True
     assert "unreadable" in caplog.text and str(ckpt) in caplog.text

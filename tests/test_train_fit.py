@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from harness.errors import HarnessError
-from harness.evaluate import evaluate
-from harness.train import fit
+from harness.model.evaluate import evaluate
+from harness.model.train import fit
 from models.tinyconv import TinyConv
 
 torch.set_num_threads(1)
@@ -114,7 +114,7 @@ def test_bad_shapes_are_harness_errors(toy):
 
 
 def test_fast_dropout_drops_half_and_keeps_the_mean():
-    from harness.train import _FastDropout
+    from harness.model.train import _FastDropout
 
     net = torch.nn.Sequential(torch.nn.Dropout(0.5))
     x = torch.ones(200_000)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness import prune, quant, variants
+from harness.model import prune, quant, variants
 from harness.errors import HarnessError
 from models.tinyconv import TinyConv
 
@@ -120,7 +120,7 @@ def test_corrupt_cached_weights_are_logged_and_rebuilt(ctx, caplog):
 
 def test_sweep_table_written(ctx, tmp_path, monkeypatch):
     monkeypatch.setattr(variants, "load_context", lambda *a, **k: ctx)
-    rows = variants.sweep(["fp32", "ptq-sym-8", "unstruct-l1-10-noft"], progress=False, with_tflite=False)
+    rows = variants.sweep(["fp32", "ptq-sym-8", "unstruct-l1-10-noft"], progress=False)
     csv_path, md_path = variants.write_table(rows, tmp_path / "out")
     back = variants.read_table(csv_path)
     assert [r["variant"] for r in back] == ["fp32", "ptq-sym-8", "unstruct-l1-10-noft"]

@@ -2,7 +2,8 @@
 
 import pytest
 
-from harness import figures_compression, variants
+from harness.figures import compression as figures_compression
+from harness.model import variants
 from harness.errors import HarnessError
 
 

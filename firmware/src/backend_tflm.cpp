@@ -1,6 +1,6 @@
 /* The tflm backend (env nano33ble, --backend tflm): the same kws_model_invoke() as the AOT
  * runtime, implemented with TensorFlow Lite Micro from the registry (the paper's setup). The
- * model comes as the .tflite flatbuffer (kws_model_tflite.c, written by harness/firmware.py). */
+ * model comes as the .tflite flatbuffer (kws_model_tflite.c, written by harness/device/firmware.py). */
 #ifdef KWS_BACKEND_TFLM
 #include <TensorFlowLite.h>
 #include <string.h>

@@ -22,9 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness import firmware
+    from harness.bench import pipeline
 
-    built = firmware.build(args.variant, env=args.env, backend=args.backend, model_id=args.model_id, force=args.force)
+    built = pipeline.build(args.variant, env=args.env, backend=args.backend, model_id=args.model_id, force=args.force)
     if args.json:
         print(json.dumps(built.to_dict(), indent=2))
         return 0

@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _print_counts(counts: dict, root: Path, as_json: bool) -> None:
-    from ..dataset import CLASSES
+    from harness.data.dataset import CLASSES
 
     if as_json:
         print(json.dumps({"dataset": str(root), **counts}, indent=2))
@@ -58,11 +58,11 @@ def _print_counts(counts: dict, root: Path, as_json: bool) -> None:
 
 
 def _split(args: argparse.Namespace) -> int:
-    from ..dataset import TF_RANDOM_SEED, load_splits
+    from harness.data.dataset import TF_RANDOM_SEED, load_splits
 
     root = args.dataset
     if root is None:
-        from ..synth import default_dataset
+        from harness.data.synth import default_dataset
 
         root = default_dataset(args.size, progress=not args.json)
     splits = load_splits(root, seed=TF_RANDOM_SEED if args.seed is None else args.seed)
@@ -73,8 +73,8 @@ def _split(args: argparse.Namespace) -> int:
 def _synth(args: argparse.Namespace) -> int:
     import time
 
-    from ..dataset import load_splits
-    from ..synth import generate
+    from harness.data.dataset import load_splits
+    from harness.data.synth import generate
 
     t0 = time.perf_counter()
     out = generate(args.out, size=args.size, seed=args.seed, processes=args.processes, progress=not args.json)

@@ -44,26 +44,26 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _build_for(args: argparse.Namespace, env: str):
-    from harness import firmware
+    from harness.bench import pipeline
 
     target = args.tflite or args.variant
     if target is None:
         return None
-    return firmware.build(target, env=env, backend=args.backend, model_id=args.variant)
+    return pipeline.build(target, env=env, backend=args.backend, model_id=args.variant)
 
 
 def _inputs(args: argparse.Namespace, build) -> tuple[np.ndarray, np.ndarray | None]:
     if args.random or build is None or build.variant is None:
         rng = np.random.default_rng(0)
         return rng.integers(-128, 128, size=(args.count, 49, 40), dtype=np.int8), None
-    from harness import variants
+    from harness.model import variants
 
     ctx = variants.load_context(None)
     return ctx.x_test[: args.count], ctx.y_test[: args.count]
 
 
 def _serve(spec, build) -> int:
-    from harness import emulator
+    from harness.device import emulator
 
     if spec.kind not in ("emu", "native") or build is None:
         raise HarnessError("device serve: needs --device emu or native and a --variant or --tflite")
@@ -76,7 +76,7 @@ def _serve(spec, build) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness import boards
+    from harness.device import boards
 
     specs = boards.resolve(args.device)
     spec = specs[0]
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
             out.update(samples=len(x), inferences_per_s=len(x) / wall,
                        network_mean=float(np.mean([r.network for r in results])), timer_unit=unit)
             if build is not None and build.tflite is not None:
-                from harness import reference
+                from harness.device import reference
 
                 ref = reference.predict(build.tflite, x)
                 out["identical_to_reference"] = int((scores == ref).all(axis=1).sum())

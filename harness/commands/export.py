@@ -30,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness import reference, tflite_info
+    from harness.device import reference
+    from harness import tflite_info
 
     t0 = time.perf_counter()
     source = Path(args.variant)
@@ -38,9 +39,9 @@ def run(args: argparse.Namespace) -> int:
     if inspect_only:
         path = source
     else:
-        from harness import export
+        from harness.bench import pipeline
 
-        path = export.variant_tflite(args.variant, dataset_dir=args.dataset, out=args.out, softmax=args.softmax)
+        path = pipeline.variant_tflite(args.variant, dataset_dir=args.dataset, out=args.out, softmax=args.softmax)
     info: dict[str, Any] = tflite_info.read(path).summary()
     info["variant"] = None if inspect_only else args.variant
     info["arena_bytes"] = reference.arena_bytes(path)
@@ -57,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _evaluate(variant_id: str, dataset_dir: str | None, path: Path) -> dict[str, Any]:
-    from harness import reference, variants
+    from harness.device import reference
+    from harness.model import variants
 
     ctx = variants.load_context(dataset_dir)
     v = variants.make(variant_id, context=ctx)

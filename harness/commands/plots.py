@@ -1,6 +1,6 @@
 """``python -m harness plots KIND``: draw the paper's figures as PNG files.
 
-Each kind lives in ``harness/figures_<kind>.py`` exposing ``HELP`` (one line),
+Each kind lives in ``harness/figures/<kind>.py`` exposing ``HELP`` (one line),
 ``add_arguments(parser)`` and ``run(args) -> int``.
 """
 
@@ -17,9 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     kinds = parser.add_subparsers(dest="kind", metavar="KIND", required=True)
     for kind in KINDS:
         try:
-            module = importlib.import_module(f"harness.figures_{kind}")
+            module = importlib.import_module(f"harness.figures.{kind}")
         except ModuleNotFoundError as exc:
-            if exc.name == f"harness.figures_{kind}":
+            if exc.name == f"harness.figures.{kind}":
                 continue
             raise
         p = kinds.add_parser(kind, help=module.HELP, description=module.HELP)

@@ -45,7 +45,7 @@ def _console():
 
 
 def _tolerances(path: str | None) -> dict[str, float]:
-    from .. import budgets
+    from harness.bench import budgets
 
     p = path or budgets.default_path()
     if path is None and not budgets.default_path().exists():
@@ -54,15 +54,16 @@ def _tolerances(path: str | None) -> dict[str, float]:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from .. import report, results
+    from harness.bench import report, results
+    from harness.figures import run as figure_run
 
     run_path = results.resolve_run(args.run_dir)
     run = results.load_run(run_path)
     notes: list[str] = []
-    written = [] if args.no_write else report.write_reports(run, figures=not args.no_plots, notes=notes)
+    written = [] if args.no_write else report.write_reports(run, figures=None if args.no_plots else figure_run.draw, notes=notes)
     cmp = None
     if args.baseline:
-        from .. import compare
+        from harness.bench import compare
 
         base = results.baseline_run(args.baseline, run_path)
         cmp = compare.compare_runs(results.load_run(base), run, _tolerances(args.budgets))
@@ -77,7 +78,7 @@ def run_report(args: argparse.Namespace) -> int:
         console = _console()
         report.print_table(run, console)
         if cmp is not None:
-            from .. import compare
+            from harness.bench import compare
 
             console.print(compare.render(cmp))
             console.print(cmp.summary())
@@ -90,7 +91,7 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from .. import compare
+    from harness.bench import compare
 
     cmp = compare.compare_paths(args.base, args.new, _tolerances(args.budgets))
     if args.json:

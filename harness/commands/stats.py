@@ -1,6 +1,6 @@
 """``python -m harness stats``: parameters, FLOPs, flash/RAM estimates and host latency of TinyConv.
 
-Counts come from ``harness.stats`` (forward hooks, the paper's rules); ``--checkpoint`` reads
+Counts come from ``harness.model.stats`` (forward hooks, the paper's rules); ``--checkpoint`` reads
 trained (e.g. pruned) weights so non-zero counts are real, ``--channels`` sizes a structurally
 pruned TinyConv.
 """
@@ -29,13 +29,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from models.tinyconv import TinyConv
 
-    from ..errors import HarnessError
-    from ..stats import host_latencies, model_stats
+    from harness.errors import HarnessError
+    from harness.model.stats import host_latencies, model_stats
 
     if args.channels < 1:
         raise HarnessError(f"--channels must be >= 1, got {args.channels}")
     if args.checkpoint:
-        from ..train import load_checkpoint
+        from harness.model.train import load_checkpoint
 
         model = load_checkpoint(args.checkpoint)
     else:

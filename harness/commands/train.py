@@ -1,6 +1,6 @@
 """``python -m harness train`` and ``python -m harness evaluate``: the float32 baseline and its tables.
 
-Thin layer over ``harness.train.baseline`` and ``harness.evaluate``: what the CLI prints is what the
+Thin layer over ``harness.model.train.baseline`` and ``harness.model.evaluate``: what the CLI prints is what the
 library computes (per-class tables for validation and test, confusion matrices, confuser false
 accepts).
 """
@@ -48,19 +48,19 @@ def _dataset(args: argparse.Namespace) -> Path:
         torch.set_num_threads(args.threads)
     if args.dataset is not None:
         return args.dataset
-    from ..synth import default_dataset
+    from harness.data.synth import default_dataset
 
     return default_dataset(args.size)
 
 
 def _splits(args: argparse.Namespace):
-    from .. import dataset
+    from harness.data import dataset
 
     return dataset.load_splits(_dataset(args))
 
 
 def _emit(args: argparse.Namespace, model, header: dict, splits) -> int:
-    from ..evaluate import print_report, report_to_dict, split_report
+    from harness.model.evaluate import print_report, report_to_dict, split_report
 
     report = split_report(model, splits)
     if args.json:
@@ -77,24 +77,30 @@ def _emit(args: argparse.Namespace, model, header: dict, splits) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from ..train import baseline
+    from harness.model.train import baseline
 
     splits = _splits(args)
     model, info = baseline(epochs=args.epochs, seed=args.seed, lr=args.lr, splits=splits,
                            progress=not (args.no_progress or args.json))
-    header = {k: info[k] for k in ("dir", "trained", "best_epoch", "best_val_acc", "train_seconds") if k in info}
+    curve = Path(info["dir"]) / "training_curve.png"
+    if not curve.is_file():  # the model layer draws nothing; the figure belongs to this command
+        from harness.figures.training import plot_history
+
+        plot_history(info["history"], curve)
+    info["curve"] = str(curve)
+    header = {k: info[k] for k in ("dir", "curve", "trained", "best_epoch", "best_val_acc", "train_seconds") if k in info}
     return _emit(args, model, header, splits)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
     if args.checkpoint:
-        from ..train import load_checkpoint
+        from harness.model.train import load_checkpoint
 
         model = load_checkpoint(args.checkpoint, args.channels)
         splits = _splits(args)
         header = {"checkpoint": str(args.checkpoint)}
     else:
-        from ..train import baseline
+        from harness.model.train import baseline
 
         splits = _splits(args)
         model, info = baseline(epochs=args.epochs, seed=args.seed, lr=args.lr, splits=splits, allow_train=False)

@@ -1,4 +1,4 @@
-"""``python -m harness variants list|make|sweep``: the compression variants (harness/variants.py)."""
+"""``python -m harness variants list|make|sweep``: the compression variants (harness/model/variants.py)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _list(args) -> int:
-    from harness import variants
+    from harness.model import variants
 
     ids = variants.all_ids()
     if args.json:
@@ -46,7 +46,7 @@ def _list(args) -> int:
 
 
 def _make(args) -> int:
-    from harness import variants
+    from harness.model import variants
 
     t0 = time.perf_counter()
     v = variants.make(args.id, dataset_dir=args.dataset, progress=not args.json)
@@ -72,12 +72,13 @@ SHOWN = ["variant", "bits", "channels", "val_acc", "test_acc", "tflite_test_acc"
 
 
 def _sweep(args) -> int:
-    from harness import variants
+    from harness.bench import pipeline
+    from harness.model import variants
 
     ids = variants.select(args.only)
     t0 = time.perf_counter()
     rows = variants.sweep(ids, dataset_dir=args.dataset, progress=not args.json,
-                          with_tflite=not args.no_tflite)
+                          extra_metrics=None if args.no_tflite else pipeline.tflite_metrics)
     seconds = time.perf_counter() - t0
     csv_path, md_path = variants.write_table(rows, args.out)
     if args.json:

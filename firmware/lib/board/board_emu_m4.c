@@ -1,7 +1,7 @@
 /* Board layer for the emulated Cortex-M4F: QEMU mps2-an386.
  *
  * The link: by default Arm semihosting on QEMU's stdin/stdout (SYS_READ/SYS_WRITE on ":tt"),
- * which harness/emulator.py relays to a TCP socket on 127.0.0.1. Why not UART0: the emulated
+ * which harness/device/emulator.py relays to a TCP socket on 127.0.0.1. Why not UART0: the emulated
  * CMSDK UART holds one byte and QEMU hands the next one over once per main-loop turn (~45 us a
  * byte, so a 1960-byte feature frame took ~90 ms); a semihosting read moves up to 1 KB at once.
  * Build with -DKWS_EMU_LINK_UART for UART0 (CMSDK APB UART at 0x40004000, QEMU -serial tcp:...).
@@ -49,7 +49,7 @@
 
 extern uint32_t __stack_top__;
 
-/* harness/emulator.py reads this symbol from the ELF to set QEMU's link up the same way. */
+/* harness/device/emulator.py reads this symbol from the ELF to set QEMU's link up the same way. */
 #ifdef KWS_EMU_LINK_UART
 const char kws_emu_link[] = "uart";
 #else

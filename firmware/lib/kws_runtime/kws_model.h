@@ -1,4 +1,4 @@
-/* The generated model's C API (implemented by kws_model_data.c from harness/codegen.py).
+/* The generated model's C API (implemented by kws_model_data.c from harness/device/codegen.py).
  *
  * The firmware core includes only this header; the build puts the generated directory (with
  * kws_model_data.h: KWS_MODEL_INPUT_SIZE, KWS_MODEL_OUTPUT_SIZE, KWS_MODEL_ID, quantization

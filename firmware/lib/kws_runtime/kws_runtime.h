@@ -1,4 +1,4 @@
-/* Kernels of the ahead-of-time int8 runtime (see harness/codegen.py, which emits the calls).
+/* Kernels of the ahead-of-time int8 runtime (see harness/device/codegen.py, which emits the calls).
  *
  * Each kernel reproduces the arithmetic of TFLite's int8 reference kernel for that op; the
  * generator folds what it can at build time (input zero point into the bias, multipliers and

@@ -1,0 +1,337 @@
+"""The results store: one folder per run, every measurement appended the moment it is made.
+
+Why append-as-you-go: a benchmark run on a board takes minutes to hours; a crash, a dead board or
+Ctrl-C must keep everything already measured. Each row is written with one ``write`` on a file
+opened for appending, then flushed and fsynced, so a row is either fully on disk or absent.
+
+Layout of a run (``<results>/runs/<UTC time>-<git short sha>/``)::
+
+    measurements.csv          rows written by the main pytest process (or the CLI)
+    measurements-gw0.csv      rows of pytest-xdist worker gw0 (one file per process: no interleaving)
+    metadata.json             git sha, dirty flag, tool versions, data set, budgets (atomic write)
+    devices/<label>.json      identity of each board used (its HELLO fields), written by its worker
+
+CSV columns: variant, metric, value, unit, limit, pass, test_id, timestamp. ``pass`` is
+``true``/``false`` or empty when no budget applies.
+
+Metric names used by the suites (units in brackets): accuracy, accuracy_<class>, tflite_accuracy
+[fraction]; params, nonzero_params, flops [count]; flash_estimate, ram_estimate, flash, ram,
+flash_model [B]; host_latency_cpu, host_latency_gpu [ms]; device_network, device_preprocessing,
+device_postprocessing, device_total [the board's timer unit: instructions or cycles];
+device_accuracy, exact_fraction [fraction]; exact [bool 0/1]; device_host_ratio.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any, Iterable
+
+from harness.cache import atomic_write_json
+from harness.errors import HarnessError
+from harness.paths import REPO_ROOT, results_dir
+
+COLUMNS = ["variant", "metric", "value", "unit", "limit", "pass", "test_id", "timestamp"]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One measurement of one metric of one variant."""
+
+    variant: str
+    metric: str
+    value: float
+    unit: str = ""
+    limit: float | None = None
+    passed: bool | None = None
+    test_id: str = ""
+    timestamp: str = ""
+
+    def to_csv(self) -> list[str]:
+        return [
+            self.variant,
+            self.metric,
+            repr(float(self.value)),
+            self.unit,
+            "" if self.limit is None else repr(float(self.limit)),
+            "" if self.passed is None else ("true" if self.passed else "false"),
+            self.test_id,
+            self.timestamp,
+        ]
+
+    @classmethod
+    def from_csv(cls, rec: dict[str, str]) -> "Row":
+        p = rec.get("pass", "")
+        return cls(
+            variant=rec["variant"],
+            metric=rec["metric"],
+            value=float(rec["value"]),
+            unit=rec.get("unit", ""),
+            limit=float(rec["limit"]) if rec.get("limit") else None,
+            passed=None if p == "" else p == "true",
+            test_id=rec.get("test_id", ""),
+            timestamp=rec.get("timestamp", ""),
+        )
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _run(cmd: list[str], cwd: Path | None = None) -> str | None:
+    try:
+        out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def git_info(repo: Path = REPO_ROOT) -> dict[str, Any]:
+    """Short sha and dirty flag of the checkout (``unknown`` outside git)."""
+    sha = _run(["git", "rev-parse", "--short", "HEAD"], repo) or "unknown"
+    status = _run(["git", "status", "--porcelain", "--untracked-files=no"], repo)
+    return {"sha": sha, "dirty": bool(status) if status is not None else None}
+
+
+def tool_versions() -> dict[str, str | None]:
+    """Versions of everything that shapes a number (package metadata: nothing heavy is imported)."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name, dist in [
+        ("torch", "torch"),
+        ("tensorflow", "tensorflow-cpu"),
+        ("tflite-micro", "tflite-micro"),
+        ("platformio", "platformio"),
+        ("numpy", "numpy"),
+        ("pytest", "pytest"),
+    ]:
+        try:
+            versions[name] = importlib_metadata.version(dist)
+        except importlib_metadata.PackageNotFoundError:
+            if name == "tensorflow":
+                try:
+                    versions[name] = importlib_metadata.version("tensorflow")
+                    continue
+                except importlib_metadata.PackageNotFoundError:
+                    pass
+            versions[name] = None
+    for name, cmd in [
+        ("arm-none-eabi-gcc", ["arm-none-eabi-gcc", "--version"]),
+        ("qemu-system-arm", ["qemu-system-arm", "--version"]),
+    ]:
+        out = _run(cmd) if shutil.which(cmd[0]) else None
+        versions[name] = out.splitlines()[0] if out else None
+    return versions
+
+
+def new_run_dir(root: Path | None = None, sha: str | None = None) -> Path:
+    """A fresh ``<root>/runs/<UTC time>-<sha>/`` path (not created)."""
+    root = Path(root) if root is not None else results_dir()
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    sha = sha or git_info()["sha"]
+    base = root / "runs" / f"{stamp}-{sha}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}.{n}")
+    return path
+
+
+class RunStore:
+    """Appends measurements of one run to its folder; safe across processes (one CSV per writer)."""
+
+    def __init__(self, run_dir: Path, writer: str | None = None):
+        self.run_dir = Path(run_dir)
+        self.writer = writer
+        name = f"measurements-{writer}.csv" if writer else "measurements.csv"
+        self.csv_path = self.run_dir / name
+        self._ensure_writable()
+
+    def _ensure_writable(self) -> None:
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.run_dir / f".write-probe-{os.getpid()}"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as exc:
+            raise HarnessError(
+                f"results directory {self.run_dir} is not writable: {exc.strerror or exc}"
+            ) from None
+
+    def record(
+        self,
+        variant: str,
+        metric: str,
+        value: float,
+        unit: str = "",
+        limit: float | None = None,
+        passed: bool | None = None,
+        test_id: str = "",
+    ) -> Row:
+        """Append one row now (flush + fsync) and return it."""
+        row = Row(variant, metric, float(value), unit, None if limit is None else float(limit),
+                  passed, test_id, utc_now())
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        new = not self.csv_path.exists() or self.csv_path.stat().st_size == 0
+        if new:
+            w.writerow(COLUMNS)
+        w.writerow(row.to_csv())
+        data = buf.getvalue().encode()
+        try:
+            fd = os.open(self.csv_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, data)  # one write: the row lands whole or not at all
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise HarnessError(f"cannot append to {self.csv_path}: {exc.strerror or exc}") from None
+        return row
+
+    def write_metadata(self, **fields: Any) -> Path:
+        """Merge ``fields`` into metadata.json (atomic replace)."""
+        path = self.run_dir / "metadata.json"
+        meta = read_json(path) if path.exists() else {}
+        meta.update(fields)
+        return _readable(atomic_write_json(path, meta))
+
+    def set_device(self, label: str, identity: dict[str, Any]) -> Path:
+        """Record the identity (HELLO fields) of the board ``label`` used in this run."""
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
+        return _readable(atomic_write_json(self.run_dir / "devices" / f"{safe}.json", {"label": label, **identity}))
+
+
+def _readable(path: Path) -> Path:
+    """Atomic writes create 0600 temp files; a run folder is shared (CI artifacts, other users)."""
+    os.chmod(path, 0o644)
+    return path
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise HarnessError(f"cannot read {path}: {exc}") from None
+
+
+def run_metadata(budgets: Any = None, dataset: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    """The metadata a run starts with: git, versions, host, data set, budgets used."""
+    meta: dict[str, Any] = {
+        "started": utc_now(),
+        "git": git_info(),
+        "versions": tool_versions(),
+        "host": {"machine": platform.machine(), "system": platform.platform(), "cpus": os.cpu_count()},
+    }
+    if dataset is not None:
+        meta["dataset"] = dataset
+    if budgets is not None:
+        meta["budgets"] = budgets.to_json() if hasattr(budgets, "to_json") else budgets
+    meta.update(extra)
+    return meta
+
+
+@dataclass
+class Run:
+    """A run read back from disk."""
+
+    path: Path
+    rows: list[Row] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def variants(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for r in self.rows:
+            seen.setdefault(r.variant, None)
+        return list(seen)
+
+    def latest(self) -> dict[str, dict[str, Row]]:
+        """``{variant: {metric: row}}`` keeping the last row of each pair (a rerun overrides)."""
+        table: dict[str, dict[str, Row]] = {}
+        for r in sorted(self.rows, key=lambda r: r.timestamp):
+            table.setdefault(r.variant, {})[r.metric] = r
+        return table
+
+
+def load_run(run_dir: str | Path) -> Run:
+    """Read every measurements*.csv, metadata.json and devices/*.json of a run folder."""
+    path = Path(run_dir).expanduser()
+    if not path.is_dir():
+        raise HarnessError(f"run directory {path} does not exist")
+    files = sorted(path.glob("measurements*.csv"))
+    if not files:
+        raise HarnessError(f"{path} holds no measurements*.csv: not a run directory")
+    run = Run(path)
+    for f in files:
+        with open(f, newline="") as fh:
+            for i, rec in enumerate(csv.DictReader(fh), start=2):
+                if not rec.get("variant") or rec.get("value") in (None, ""):
+                    continue  # a row cut by a crash mid-write: skip it, keep the rest
+                try:
+                    run.rows.append(Row.from_csv(rec))
+                except (KeyError, ValueError):
+                    continue
+    run.rows.sort(key=lambda r: r.timestamp)  # workers' files interleaved in measurement order
+    meta = path / "metadata.json"
+    if meta.exists():
+        run.metadata = read_json(meta)
+    devices = sorted((path / "devices").glob("*.json")) if (path / "devices").is_dir() else []
+    if devices:
+        run.metadata.setdefault("devices", {})
+        for d in devices:
+            info = read_json(d)
+            run.metadata["devices"][info.get("label", d.stem)] = info
+    return run
+
+
+def list_runs(root: str | Path | None = None) -> list[Path]:
+    """Run folders under ``root`` (a results folder holding ``runs/``, or ``runs/`` itself), oldest first."""
+    root = Path(root).expanduser() if root is not None else results_dir()
+    candidates = [root / "runs", root]
+    for c in candidates:
+        if c.is_dir():
+            runs = [p for p in c.iterdir() if p.is_dir() and any(p.glob("measurements*.csv"))]
+            if runs:
+                return sorted(runs, key=lambda p: p.name)
+    return []
+
+
+def resolve_run(spec: str | Path | None, exclude: Path | None = None) -> Path:
+    """A run folder from a run path, a results root (its latest run) or ``None`` (default root)."""
+    path = Path(spec).expanduser() if spec is not None else results_dir()
+    if path.is_dir() and any(path.glob("measurements*.csv")):
+        return path
+    runs = [r for r in list_runs(path) if exclude is None or r.resolve() != Path(exclude).resolve()]
+    if not runs:
+        raise HarnessError(f"no runs found under {path} (expected {path}/runs/<time>-<sha>/measurements.csv)")
+    return runs[-1]
+
+
+def write_rows(run_dir: Path, rows: Iterable[Row]) -> None:
+    """Test helper and importer: append many rows through the same path as ``record``."""
+    store = RunStore(run_dir)
+    for r in rows:
+        store.record(r.variant, r.metric, r.value, r.unit, r.limit, r.passed, r.test_id)
+
+
+def baseline_run(spec: str, current: Path) -> Path:
+    """The baseline of ``current``: ``last`` = the newest earlier run beside it, else a path."""
+    current = Path(current)
+    if spec == "last":
+        older = [r for r in list_runs(current.parent) if r.name < current.name]
+        if not older:
+            raise HarnessError(f"--baseline last: no earlier run in {current.parent} to compare with")
+        return older[-1]
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise HarnessError(f"baseline {path} does not exist")
+    return resolve_run(path, exclude=current)

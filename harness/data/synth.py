@@ -1,0 +1,374 @@
+"""Offline synthetic Speech Commands: the same directory layout, spoken by espeak-ng and flite.
+
+Why: the real v0.02 download is not reachable from CI machines, and a default that needs no data
+lets ``make bench`` run anywhere. Why it is made hard on purpose: clean TTS words are separable to
+100 %, which would hide every accuracy effect the benchmark exists to show (quantization, pruning).
+So every clip gets a speaker drawn from engine x voice x variant x pitch x speed, a random place in
+the 1 s window, a random level, a random microphone colouring and, usually, noise at a random SNR.
+Speaker ids go in the file name before ``_nohash_`` so TF's hash rule keeps speakers disjoint
+across splits. Confuser words (sound-alikes of yes/no) go to ``_confusers_/<word>/`` where the
+split loader does not look; they measure false accepts only.
+
+Difficulty was calibrated so float32 TinyConv lands in the paper's regime (measured: 0.908 test; see
+``SETTINGS`` and the README).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from harness.errors import HarnessError
+from harness.progress import progress_track
+
+# The 35 Speech Commands v0.02 words; all but yes/no are "unknown" words.
+SPEECH_COMMANDS_WORDS = (
+    "backward", "bed", "bird", "cat", "dog", "down", "eight", "five", "follow", "forward", "four",
+    "go", "happy", "house", "learn", "left", "marvin", "nine", "no", "off", "on", "one", "right",
+    "seven", "sheila", "six", "stop", "three", "tree", "two", "up", "visual", "wow", "yes", "zero",
+)
+KEYWORDS = ("yes", "no")
+UNKNOWN_WORDS = tuple(w for w in SPEECH_COMMANDS_WORDS if w not in KEYWORDS)
+# Sound-alikes of yes/no (the paper's live test used "finesse" and "elbow").
+CONFUSER_WORDS = ("finesse", "elbow", "yet", "guess", "less", "know", "nose", "yeah", "note", "bless")
+
+ESPEAK_ACCENTS = ("en-gb", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp",
+                  "en-gb-x-gbcwmd", "en-029", "en-us-nyc")
+FLITE_VOICES = {"kal": 105.0, "kal16": 105.0, "awb": 110.0, "rms": 100.0, "slt": 170.0}  # f0 mean, Hz
+
+# Everything that changes the generated set; hashed into the cache key with this file's source.
+SETTINGS = {
+    "sizes": {
+        # speakers per split (drawn until TF's hash rule has filled each quota, so the split sizes
+        # come out as planned), keyword repetitions per speaker, clips per unknown word, per
+        # confuser word, background file length (s). paper: 1590/200/206 speakers x 2 reps x yes+no
+        # = 6,360 / 800 / 824 keywords -> ~10,558 / 1,328 / 1,368 clips with silence and unknown.
+        "small": {"speakers": {"train": 80, "validation": 10, "test": 10}, "reps": 1, "unknown_per_word": 5,
+                  "confuser_per_word": 3, "background_s": 8},
+        "paper": {"speakers": {"train": 1590, "validation": 200, "test": 206}, "reps": 2, "unknown_per_word": 110,
+                  "confuser_per_word": 40, "background_s": 60},
+    },
+    "flite_fraction": 0.25,
+    "espeak_pitch": [10, 90],
+    "espeak_speed": [110, 230],
+    "flite_f0_scale": [0.7, 1.5],
+    "flite_stretch": [0.75, 1.4],
+    "rep_pitch_jitter": 5,
+    "rep_speed_jitter": 0.07,
+    "peak_dbfs": [-32.0, -1.0],
+    "colour_probability": 0.6,
+    "noise_probability": 0.75,
+    "snr_db": [8.0, 35.0],
+    "noise_exponent": [0.0, 2.0],  # 0 white, 1 pink, 2 brown
+    "hum_probability": 0.2,
+    "background_rms": 0.15,
+}
+SIZES = tuple(SETTINGS["sizes"])
+SR = 16000
+
+
+@dataclass(frozen=True)
+class Speaker:
+    """One synthetic speaker identity; ``id`` is the hash key that decides its split."""
+
+    engine: str  # "espeak-ng" | "flite"
+    voice: str  # espeak accent or flite voice
+    variant: str  # espeak variant ("" for flite)
+    pitch: float  # espeak 0-99, or flite f0 mean in Hz
+    speed: float  # espeak words/min, or flite duration stretch
+
+    @property
+    def id(self) -> str:
+        key = f"{self.engine}|{self.voice}|{self.variant}|{self.pitch:.1f}|{self.speed:.3f}"
+        return hashlib.sha1(key.encode()).hexdigest()[:8]
+
+
+def check_engines() -> None:
+    """HarnessError naming the missing engine(s) and the apt command that installs them."""
+    missing = [e for e in ("espeak-ng", "flite") if shutil.which(e) is None]
+    if missing:
+        raise HarnessError(
+            f"text-to-speech engine(s) not found on PATH: {', '.join(missing)}; install with `apt-get install espeak-ng flite`"
+        )
+
+
+def espeak_variants() -> list[str]:
+    """Voice variants that this espeak-ng installation has (the ``+name`` suffixes)."""
+    out = subprocess.run(["espeak-ng", "--voices=variant"], capture_output=True, text=True, check=False).stdout
+    names = []
+    for line in out.splitlines()[1:]:
+        parts = line.split()
+        if len(parts) >= 5 and parts[4].startswith("!v/"):
+            names.append(parts[4][3:])
+    return sorted(set(names)) or ["m1", "m3", "f1", "f3"]
+
+
+def make_speakers(quota: dict[str, int], rng: np.random.Generator, variants: list[str]) -> list[Speaker]:
+    """Distinct speaker identities, drawn until each split (by TF's hash rule) has its quota."""
+    from harness.data.hashsplit import which_set
+
+    s = SETTINGS
+    names = {"train": "training", "validation": "validation", "test": "testing"}
+    left = {names[k]: v for k, v in quota.items()}
+    speakers: dict[str, Speaker] = {}
+    while any(left.values()):
+        if rng.random() < s["flite_fraction"]:
+            voice = str(rng.choice(list(FLITE_VOICES)))
+            f0 = FLITE_VOICES[voice] * rng.uniform(*s["flite_f0_scale"])
+            spk = Speaker("flite", voice, "", round(f0, 1), round(float(rng.uniform(*s["flite_stretch"])), 3))
+        else:
+            spk = Speaker("espeak-ng", str(rng.choice(ESPEAK_ACCENTS)), str(rng.choice(variants)),
+                          float(rng.integers(*s["espeak_pitch"])), float(rng.integers(*s["espeak_speed"])))
+        split = which_set(f"{spk.id}_nohash_0.wav")
+        if spk.id not in speakers and left[split] > 0:
+            speakers[spk.id] = spk
+            left[split] -= 1
+    return list(speakers.values())
+
+
+@dataclass(frozen=True)
+class Job:
+    word: str
+    rel_path: str
+    speaker: Speaker
+    seed: int
+
+
+def _tts(word: str, spk: Speaker, rng: np.random.Generator, tmp: str) -> tuple[np.ndarray, int]:
+    """Speak one word (with a small per-repetition jitter) and return float audio and its rate."""
+    import soundfile as sf
+
+    path = os.path.join(tmp, "w.wav")
+    if spk.engine == "espeak-ng":
+        pitch = int(np.clip(spk.pitch + rng.integers(-SETTINGS["rep_pitch_jitter"], SETTINGS["rep_pitch_jitter"] + 1), 0, 99))
+        speed = int(spk.speed * (1 + rng.uniform(-1, 1) * SETTINGS["rep_speed_jitter"]))
+        cmd = ["espeak-ng", "-v", f"{spk.voice}+{spk.variant}", "-p", str(pitch), "-s", str(speed), "-w", path, word]
+    else:
+        f0 = spk.pitch * (1 + rng.uniform(-1, 1) * 0.04)
+        stretch = spk.speed * (1 + rng.uniform(-1, 1) * SETTINGS["rep_speed_jitter"])
+        cmd = ["flite", "-voice", spk.voice, "--setf", f"int_f0_target_mean={f0:.1f}",
+               "--setf", f"duration_stretch={stretch:.3f}", "-t", word, "-o", path]
+    proc = subprocess.run(cmd, capture_output=True, check=False)
+    if proc.returncode != 0 or not os.path.exists(path):
+        raise HarnessError(f"{spk.engine} failed on {word!r}: {proc.stderr.decode(errors='replace').strip()[:200]}")
+    data, rate = sf.read(path, dtype="float64", always_2d=True)
+    os.unlink(path)
+    return data[:, 0], rate
+
+
+def _trim(x: np.ndarray, rel: float = 0.02) -> np.ndarray:
+    """Drop leading/trailing near-silence (TTS pads words with silence)."""
+    if x.size == 0:
+        return x
+    env = np.abs(x)
+    idx = np.nonzero(env > rel * env.max())[0]
+    return x[max(idx[0] - 80, 0): idx[-1] + 80] if idx.size else x
+
+
+def coloured_noise(n: int, exponent: float, rng: np.random.Generator) -> np.ndarray:
+    """Unit-RMS noise with a 1/f**exponent power spectrum (0 white, 1 pink, 2 brown)."""
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.fft.rfftfreq(n, 1 / SR)
+    f[0] = f[1]
+    spec *= f ** (-exponent / 2)
+    spec[0] = 0
+    x = np.fft.irfft(spec, n)
+    return x / (np.sqrt(np.mean(x**2)) + 1e-12)
+
+
+def hum(n: int, rng: np.random.Generator, mains: float | None = None) -> np.ndarray:
+    """Unit-RMS mains hum with harmonics (50 or 60 Hz)."""
+    mains = mains or float(rng.choice([50.0, 60.0]))
+    t = np.arange(n) / SR
+    x = sum(rng.uniform(0.2, 1.0) / k * np.sin(2 * np.pi * mains * k * t + rng.uniform(0, 2 * np.pi)) for k in range(1, 8))
+    return x / np.sqrt(np.mean(x**2))
+
+
+def degrade(word_audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Place a 16 kHz word in a 1 s clip at a random time, level, colouring and SNR (float)."""
+    from scipy.signal import butter, lfilter
+
+    s = SETTINGS
+    x = _trim(word_audio)[:SR]
+    if rng.random() < s["colour_probability"]:
+        if rng.random() < 0.5:
+            b, a = butter(1, rng.uniform(100, 600), btype="highpass", fs=SR)
+        else:
+            b, a = butter(1, rng.uniform(2000, 7000), btype="lowpass", fs=SR)
+        x = lfilter(b, a, x)
+    peak = np.max(np.abs(x)) + 1e-12
+    x = x / peak * 10 ** (rng.uniform(*s["peak_dbfs"]) / 20)
+    speech_rms = np.sqrt(np.mean(x**2)) + 1e-12
+    out = np.zeros(SR)
+    off = int(rng.integers(0, SR - x.size + 1))
+    out[off: off + x.size] = x
+    if rng.random() < s["noise_probability"]:
+        noise = coloured_noise(SR, rng.uniform(*s["noise_exponent"]), rng)
+        if rng.random() < s["hum_probability"]:
+            noise = noise + hum(SR, rng) * rng.uniform(0.5, 2.0)
+            noise /= np.sqrt(np.mean(noise**2))
+        snr = rng.uniform(*s["snr_db"])
+        out += noise * speech_rms / 10 ** (snr / 20)
+    peak = np.max(np.abs(out))
+    return out * (0.99 / peak) if peak > 0.99 else out  # never clip: scale the mix down instead
+
+
+def _render(job: Job, out_dir: str, tmp_dir: str) -> str:
+    """Worker: synthesize, degrade and write one clip. Returns its relative path."""
+    from harness.data.audio import resample, to_int16, write_wav
+
+    rng = np.random.default_rng(job.seed)
+    scratch = os.path.join(tmp_dir, str(os.getpid()))
+    os.makedirs(scratch, exist_ok=True)
+    audio, rate = _tts(job.word, job.speaker, rng, scratch)
+    audio = resample(audio, rate, SR)
+    write_wav(Path(out_dir) / job.rel_path, to_int16(degrade(audio, rng)))
+    return job.rel_path
+
+
+def _render_star(args: tuple[Job, str, str]) -> str:
+    return _render(*args)
+
+
+def plan(size: str, seed: int) -> list[Job]:
+    """Every clip to write, deterministic for (size, seed)."""
+    if size not in SETTINGS["sizes"]:
+        raise HarnessError(f"unknown synthetic data set size {size!r} (choose from {', '.join(SIZES)})")
+    cfg = SETTINGS["sizes"][size]
+    rng = np.random.default_rng(seed)
+    speakers = make_speakers(cfg["speakers"], rng, espeak_variants())
+    jobs: list[Job] = []
+    counts: dict[tuple[str, str], int] = {}
+
+    def add(folder: str, word: str, spk: Speaker) -> None:
+        n = counts.get((folder, spk.id), 0)
+        counts[(folder, spk.id)] = n + 1
+        jobs.append(Job(word, f"{folder}/{spk.id}_nohash_{n}.wav", spk, int(rng.integers(2**63 - 1))))
+
+    for spk in speakers:
+        for word in KEYWORDS:
+            for _ in range(cfg["reps"]):
+                add(word, word, spk)
+    for word in UNKNOWN_WORDS:
+        for i in rng.choice(len(speakers), cfg["unknown_per_word"], replace=True):
+            add(word, word, speakers[int(i)])
+    for word in CONFUSER_WORDS:
+        for i in rng.choice(len(speakers), cfg["confuser_per_word"], replace=False):
+            add(f"_confusers_/{word}", word, speakers[int(i)])
+    return jobs
+
+
+def _write_background(out: Path, seconds: int, rng: np.random.Generator, babble_sources: list[Path]) -> None:
+    """``_background_noise_/``: stationary noises plus babble mixed from generated speech."""
+    from harness.data.audio import read_wav, to_int16, write_wav
+
+    n = seconds * SR
+    rms = SETTINGS["background_rms"]
+    noises = {
+        "white_noise": coloured_noise(n, 0.0, rng),
+        "pink_noise": coloured_noise(n, 1.0, rng),
+        "brown_noise": coloured_noise(n, 2.0, rng),
+        "mains_hum": hum(n, rng) + 0.3 * coloured_noise(n, 1.0, rng),
+    }
+    # running tap: band-limited noise with a slow, irregular loudness
+    from scipy.signal import butter, lfilter
+
+    b, a = butter(2, [800, 5000], btype="bandpass", fs=SR)
+    tap = lfilter(b, a, rng.standard_normal(n)) * (1 + 0.5 * np.sin(2 * np.pi * 0.3 * np.arange(n) / SR))
+    noises["running_tap"] = tap
+    babble = np.zeros(n)
+    if babble_sources:
+        for _ in range(max(8, seconds * 6)):
+            clip = read_wav(babble_sources[int(rng.integers(len(babble_sources)))]).astype(np.float64) / 32768
+            off = int(rng.integers(0, n - clip.size))
+            babble[off: off + clip.size] += clip / (np.sqrt(np.mean(clip**2)) + 1e-9)
+        noises["babble"] = babble
+    for name, x in noises.items():
+        x = x / (np.sqrt(np.mean(x**2)) + 1e-12) * rms
+        write_wav(out / "_background_noise_" / f"{name}.wav", to_int16(x))
+
+
+def generate(out_dir: Path | str, size: str = "small", seed: int = 0, processes: int = 2,
+             progress: bool = True) -> Path:
+    """Write a synthetic Speech Commands data set into ``out_dir`` (created). Returns the path."""
+    check_engines()
+    out = Path(out_dir).expanduser().resolve()
+    if out.exists() and any(p.suffix == ".wav" for p in out.glob("*/*.wav")):
+        raise HarnessError(f"output directory already holds wav files: {out} (choose an empty folder)")
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = plan(size, seed)
+    scratch = tempfile.mkdtemp(prefix="kws-synth-")
+    args = [(job, str(out), scratch) for job in jobs]
+    try:
+        if processes <= 1 or len(jobs) < 50:
+            for a in progress_track(args, total=len(args), description=f"synth {size}", enabled=progress):
+                _render_star(a)
+        else:
+            import multiprocessing as mp
+
+            # fork: workers need only numpy/scipy/subprocess, and fork never re-imports __main__
+            with mp.get_context("fork" if "tensorflow" not in sys.modules else "spawn").Pool(processes) as pool:
+                it = pool.imap_unordered(_render_star, args, chunksize=16)
+                for _ in progress_track(it, total=len(args), description=f"synth {size}", enabled=progress):
+                    pass
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    rng = np.random.default_rng(seed + 1)
+    unknown_clips = [out / j.rel_path for j in jobs if j.word in UNKNOWN_WORDS]
+    chosen = [unknown_clips[int(i)] for i in rng.choice(len(unknown_clips), min(200, len(unknown_clips)), replace=False)]
+    _write_background(out, SETTINGS["sizes"][size]["background_s"], rng, chosen)
+    meta = {"generator": "harness.data.synth", "size": size, "seed": seed, "clips": len(jobs),
+            "settings": SETTINGS, "settings_hash": settings_hash()}
+    (out / "synth.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return out
+
+
+def settings_hash() -> str:
+    """Hash of the generator's settings and source (changing either makes a new cached set)."""
+    from harness.cache import content_hash
+
+    from harness.data import audio
+
+    return content_hash(SETTINGS, Path(__file__).read_bytes(), Path(audio.__file__).read_bytes())
+
+
+def default_dataset(size: str = "paper", seed: int = 0, progress: bool = True) -> Path:
+    """The synthetic set of ``size``, generated once into the cache and reused afterwards."""
+    from harness.cache import content_hash
+    from harness.paths import cache_dir
+
+    if size not in SETTINGS["sizes"]:
+        raise HarnessError(f"unknown synthetic data set size {size!r} (choose from {', '.join(SIZES)})")
+    final = cache_dir() / "datasets" / f"synth-{size}-{content_hash(settings_hash(), seed, size)}"
+    if (final / "synth.json").is_file():
+        return final
+    check_engines()
+    final.parent.mkdir(parents=True, exist_ok=True)
+    import fcntl
+
+    # One generator per set: concurrent callers (pytest-xdist workers, parallel jobs) wait here.
+    with open(final.parent / f".{final.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (final / "synth.json").is_file():
+            return final
+        partial = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+        try:
+            generate(partial, size=size, seed=seed, progress=progress)
+            os.replace(partial, final)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+    return final
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(print(default_dataset(sys.argv[1] if len(sys.argv) > 1 else "small")))

@@ -1,0 +1,94 @@
+"""What and where a board is (labgrid's *resource*): a frozen description, no I/O.
+
+``resolve(--device)`` turns the option into BoardSpecs; only ``harness.device.boards.session`` opens,
+starts or flashes anything.
+
+``--device`` values: ``emu`` (default: QEMU mps2-an386), ``native`` (host build), a serial path
+like ``/dev/ttyACM0``, ``socket://host:port`` (a board behind a network serial server), ``auto``
+(every Arduino Nano 33 BLE found by USB vendor/product id), or ``auto:SERIAL`` (one by serial number).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import HarnessError
+
+ARDUINO_VID = 0x2341
+NANO33BLE_PIDS = {0x805A: "application", 0x005A: "bootloader"}  # Nano 33 BLE and BLE Sense (mbed core)
+KINDS = ("emu", "native", "serial", "socket")
+ENV_OF_KIND = {"emu": "emu_m4", "native": "native"}  # every other kind runs the real board's firmware
+
+
+@dataclass(frozen=True)
+class BoardSpec:
+    """A board resource: nothing is opened by creating one.
+
+    Args:
+        kind: "emu" | "native" (the harness starts the board) | "serial" | "socket" (it exists already).
+        url: serial path or pyserial URL (None for emu/native: known once started).
+        serial_number: USB serial number, to find the port again after an upload resets the board.
+        description: for tables and messages.
+    """
+
+    kind: str
+    url: str | None = None
+    serial_number: str | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise HarnessError(f"board kind {self.kind!r} is not one of {', '.join(KINDS)}")
+        if self.kind in ("serial", "socket") and not self.url:
+            raise HarnessError(f"board kind {self.kind} needs a port or URL")
+
+    @property
+    def env(self) -> str:
+        """The PlatformIO environment whose firmware runs on this board."""
+        return ENV_OF_KIND.get(self.kind, "nano33ble")
+
+    @property
+    def name(self) -> str:
+        return self.url or self.kind
+
+
+def find_nano_boards() -> list[BoardSpec]:
+    """Nano 33 BLE boards on USB (serial.tools.list_ports, by VID/PID), in serial-number order."""
+    from serial.tools import list_ports
+
+    found = []
+    for p in list_ports.comports():
+        if p.vid == ARDUINO_VID and p.pid in NANO33BLE_PIDS:
+            found.append(BoardSpec("serial", p.device, p.serial_number,
+                                   f"Arduino Nano 33 BLE ({NANO33BLE_PIDS[p.pid]}) {p.serial_number or ''}".strip()))
+    return sorted(found, key=lambda s: (s.serial_number or "", s.url or ""))
+
+
+def resolve(device: str | None) -> list[BoardSpec]:
+    """The boards a ``--device`` value names (several only for ``auto``)."""
+    device = (device or "emu").strip()
+    if device == "emu":
+        return [BoardSpec("emu", description="QEMU mps2-an386 (Cortex-M4F, -icount shift=0)")]
+    if device == "native":
+        return [BoardSpec("native", description="host build of the firmware core")]
+    if device.startswith("socket://"):
+        if not re.fullmatch(r"socket://[^:/]+:\d+", device):
+            raise HarnessError(f"device {device}: expected socket://HOST:PORT")
+        return [BoardSpec("socket", device, description="network serial port")]
+    if device == "auto" or device.startswith("auto:"):
+        boards = find_nano_boards()
+        wanted = device.partition(":")[2]
+        if wanted:
+            boards = [b for b in boards if b.serial_number == wanted]
+        if not boards:
+            what = f"with serial number {wanted}" if wanted else "(USB 2341:805a)"
+            raise HarnessError(f"device auto: no Arduino Nano 33 BLE found {what}")
+        return boards
+    if "://" in device:  # other pyserial URLs (loop://, rfc2217://, spy://)
+        return [BoardSpec("socket", device, description="pyserial URL")]
+    if not Path(device).exists():
+        raise HarnessError(f"device {device}: serial port does not exist")
+    serial_number = next((b.serial_number for b in find_nano_boards() if b.url == device), None)
+    return [BoardSpec("serial", device, serial_number, "serial port")]

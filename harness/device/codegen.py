@@ -1,0 +1,644 @@
+"""Ahead-of-time compiler: an int8 .tflite becomes C (weights in flash, a static arena, kernel calls).
+
+Why: the board runs the exact network the harness exported, with no interpreter, no op resolver
+and no malloc, and every number TFLM computes at Prepare time (multipliers, shifts, activation
+ranges, padding, softmax parameters) is computed here once, in Python, with the same formulas,
+so the C kernels in ``firmware/lib/kws_runtime`` only do integer arithmetic. The outputs are bit
+for bit those of the TFLM reference kernels (tests/test_codegen_exact.py checks it).
+
+``generate`` writes ``kws_model_data.c`` / ``kws_model_data.h`` into a directory;
+``build_native_library`` compiles them with the runtime into a host shared library (cached by
+content hash) and ``native_predict`` runs it through ctypes, which is how the test suites check
+bit-exactness of every variant without a board.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness import tflite_info
+from harness.cache import artifact_dir, atomic_write_text, content_hash
+from harness.errors import HarnessError
+from harness.paths import FIRMWARE_DIR
+
+RUNTIME_DIR = FIRMWARE_DIR / "lib" / "kws_runtime"
+SUPPORTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "RESHAPE", "SOFTMAX")
+_ALIGN = 4  # arena offsets; kernels load words through memcpy, so 4 is enough for LDR
+_ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6"}
+
+
+@dataclass(frozen=True)
+class GeneratedModel:
+    """What ``generate`` wrote and what it costs: sources, ops in order, arena/weight bytes, MACs."""
+
+    dir: Path
+    sources: tuple[Path, ...]  # generated C files (compile with runtime_sources())
+    header: Path
+    model_id: str
+    ops: tuple[str, ...]
+    arena_bytes: int
+    weight_bytes: int  # constant arrays emitted into flash (weights, biases, multipliers, shifts)
+    macs: int
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    op_macs: tuple[int, ...] = field(default=())
+
+    def summary(self) -> dict[str, Any]:
+        return {"dir": str(self.dir), "model_id": self.model_id, "ops": list(self.ops),
+                "arena_bytes": self.arena_bytes, "weight_bytes": self.weight_bytes, "macs": self.macs,
+                "op_macs": list(self.op_macs), "input_shape": list(self.input_shape),
+                "output_shape": list(self.output_shape)}
+
+
+# ----------------------------------------------------------------------------- TFLite arithmetic
+
+
+def _round_half_away(x: float) -> int:
+    """std::round / TfLiteRound: halves go away from zero (Python's round() goes to even)."""
+    return int(math.copysign(math.floor(abs(x) + 0.5), x))
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """tflite::QuantizeMultiplier: real = m * 2^(shift - 31) with m a Q0.31 int32 (frexp-based)."""
+    if real == 0.0:
+        return 0, 0
+    q, shift = math.frexp(real)
+    q_fixed = _round_half_away(q * (1 << 31))
+    if q_fixed == (1 << 31):
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    return int(q_fixed), int(shift)
+
+
+def activation_range(activation: int, scale: float, zero_point: int, where: str) -> tuple[int, int]:
+    """tflite::CalculateActivationRangeQuantized for int8 (f / scale in float32, then round)."""
+    if activation not in _ACTIVATIONS:
+        raise HarnessError(f"{where}: fused activation {activation} is not supported by the kws runtime")
+
+    def quantize(f: float) -> int:
+        return zero_point + _round_half_away(float(np.float32(f) / np.float32(scale)))
+
+    name = _ACTIVATIONS[activation]
+    if name == "RELU":
+        return max(-128, quantize(0.0)), 127
+    if name == "RELU6":
+        return max(-128, quantize(0.0)), min(127, quantize(6.0))
+    if name == "RELU_N1_TO_1":
+        return max(-128, quantize(-1.0)), min(127, quantize(1.0))
+    return -128, 127
+
+
+def _same_or_valid_padding(padding: int, stride: int, dilation: int, in_size: int, k: int,
+                           out_size: int) -> int:
+    """tflite::ComputePaddingHeightWidth: the leading (top/left) padding."""
+    if padding == 1:  # VALID
+        return 0
+    effective = (k - 1) * dilation + 1
+    pad = ((out_size - 1) * stride + effective - in_size) // 2
+    return max(pad, 0)
+
+
+def _expected_out(padding: int, stride: int, dilation: int, in_size: int, k: int) -> int:
+    effective = (k - 1) * dilation + 1
+    if padding == 0:
+        return (in_size + stride - 1) // stride
+    return (in_size + stride - effective) // stride
+
+
+# ----------------------------------------------------------------------------- C emission helpers
+
+
+def _c_array(ctype: str, name: str, values: np.ndarray, per_line: int = 24) -> str:
+    flat = [str(int(v)) for v in np.asarray(values).reshape(-1)]
+    lines = [", ".join(flat[i:i + per_line]) for i in range(0, len(flat), per_line)] or ["0"]
+    body = ",\n    ".join(lines)
+    return f"static const {ctype} {name}[{max(len(flat), 1)}] KWS_ALIGNED = {{\n    {body}\n}};\n"
+
+
+def _c_struct(ctype: str, name: str, fields: dict[str, Any]) -> str:
+    body = "\n".join(f"    .{k} = {v}," for k, v in fields.items())
+    return f"static const {ctype} {name} = {{\n{body}\n}};\n"
+
+
+def _channel_q_array(name: str, bias: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> str:
+    """kws_channel_q_t[] rows {bias, multiplier, left_shift, right_shift, round_mask} per channel."""
+    rows = []
+    for b, m, s in zip(bias.tolist(), mult.tolist(), shift.tolist()):
+        left, right = max(s, 0), max(-s, 0)
+        rows.append(f"    {{{b}, {m}, {left}, {right}, {(1 << right) - 1}}},")
+    return f"static const kws_channel_q_t {name}[{len(rows)}] = {{\n" + "\n".join(rows) + "\n};\n"
+
+
+@dataclass
+class _Step:
+    """One lowered op: C declarations, the call (with placeholders for buffers), costs."""
+
+    op: str
+    decls: str
+    call: str  # format string with {in}, {out} and optionally {scratch}
+    in_tensor: int
+    out_tensor: int
+    macs: int = 0
+    const_bytes: int = 0
+    scratch_bytes: int = 0
+    alias: bool = False  # RESHAPE: output shares the input's storage
+
+
+class _Lowering:
+    """Turns each supported op into a _Step; everything TFLM does in Prepare happens here."""
+
+    def __init__(self, model: tflite_info.TfliteModel, where: str):
+        self.m = model
+        self.where = where
+
+    def err(self, op: tflite_info.OpInfo, msg: str) -> HarnessError:
+        return HarnessError(f"{self.where}: op {op.index} {op.name}: {msg}")
+
+    def tensor(self, index: int) -> tflite_info.TensorInfo:
+        return self.m.tensors[index]
+
+    def int8_activation(self, op: tflite_info.OpInfo, index: int, what: str) -> tflite_info.TensorInfo:
+        t = self.tensor(index)
+        if t.is_constant:
+            raise self.err(op, f"{what} tensor {t.name!r} is constant; the kws runtime expects an activation")
+        if t.dtype != "INT8":
+            raise self.err(op, f"{what} tensor {t.name!r} is {t.dtype}; the kws runtime runs int8 models only")
+        if len(t.scales) != 1 or len(t.zero_points) != 1:
+            raise self.err(op, f"{what} tensor {t.name!r} needs per-tensor quantization")
+        return t
+
+    def weights(self, op: tflite_info.OpInfo, index: int, channels: int, axis: int) -> tuple[np.ndarray, list[float]]:
+        t = self.tensor(index)
+        if not t.is_constant or t.dtype != "INT8":
+            raise self.err(op, f"weights {t.name!r} must be constant int8, found {t.dtype}"
+                               f"{'' if t.is_constant else ' (not constant)'}")
+        if any(z != 0 for z in t.zero_points):
+            raise self.err(op, f"weights {t.name!r} have a non-zero zero point; int8 weights must be symmetric")
+        scales = list(t.scales)
+        if len(scales) == 1:
+            scales = scales * channels
+        elif len(scales) != channels or t.quantized_dimension != axis:
+            raise self.err(op, f"weights {t.name!r} have {len(scales)} scales on axis {t.quantized_dimension}, "
+                               f"expected 1 or {channels} on axis {axis}")
+        return t.data.astype(np.int32), scales
+
+    def bias(self, op: tflite_info.OpInfo, channels: int) -> np.ndarray:
+        if len(op.inputs) < 3 or op.inputs[2] < 0:
+            return np.zeros(channels, dtype=np.int64)
+        t = self.tensor(op.inputs[2])
+        if not t.is_constant or t.dtype != "INT32" or t.data.size != channels:
+            raise self.err(op, f"bias {t.name!r} must be constant int32 with {channels} values, found {t.dtype}")
+        return t.data.astype(np.int64).reshape(-1)
+
+    @staticmethod
+    def int32(values: np.ndarray, what: str, where: str) -> np.ndarray:
+        v = np.asarray(values, dtype=np.int64)
+        if v.size and (v.min() < -(1 << 31) or v.max() >= (1 << 31)):
+            raise HarnessError(f"{where}: {what} overflows int32")
+        return v.astype(np.int32)
+
+    # --- ops ---
+
+    def conv_2d(self, op: tflite_info.OpInfo, k: int) -> _Step:
+        o = op.options
+        x = self.int8_activation(op, op.inputs[0], "input")
+        y = self.int8_activation(op, op.outputs[0], "output")
+        if len(x.shape) != 4 or x.shape[0] != 1:
+            raise self.err(op, f"input shape {x.shape} must be [1, H, W, C]")
+        _, in_h, in_w, in_c = x.shape
+        _, out_h, out_w, out_c = y.shape
+        w, w_scales = self.weights(op, op.inputs[1], out_c, 0)
+        oc, k_h, k_w, ic = w.shape
+        if oc != out_c or ic != in_c:
+            raise self.err(op, f"filter shape {w.shape} does not fit input {x.shape} / output {y.shape}")
+        dil_h, dil_w = int(o.get("dilationHFactor", 1)), int(o.get("dilationWFactor", 1))
+        if (dil_h, dil_w) != (1, 1):
+            raise self.err(op, f"dilation {dil_h}x{dil_w} is not supported by the kws runtime (only 1)")
+        s_h, s_w, padding = int(o["strideH"]), int(o["strideW"]), int(o["padding"])
+        if (_expected_out(padding, s_h, 1, in_h, k_h), _expected_out(padding, s_w, 1, in_w, k_w)) != (out_h, out_w):
+            raise self.err(op, f"output shape {y.shape} does not follow from input {x.shape}, filter {w.shape}")
+        pad_top = _same_or_valid_padding(padding, s_h, 1, in_h, k_h, out_h)
+        pad_left = _same_or_valid_padding(padding, s_w, 1, in_w, k_w, out_w)
+        padded_h, padded_w = (out_h - 1) * s_h + k_h, (out_w - 1) * s_w + k_w
+        needs_pad = pad_top > 0 or pad_left > 0 or padded_h > in_h or padded_w > in_w
+        in_zp, out_zp = x.zero_points[0], y.zero_points[0]
+        mult, shift = self._per_channel(x.scales[0], w_scales, y.scales[0])
+        act_min, act_max = activation_range(int(o.get("fusedActivationFunction", 0)), y.scales[0], out_zp,
+                                            f"{self.where}: op {op.index} {op.name}")
+        # Fold the input offset: sum w * (x - zp) = sum w * x - zp * sum w (padding holds zp).
+        bias = self.bias(op, out_c) - in_zp * w.reshape(out_c, -1).sum(axis=1)
+        layout = conv_weight_layout(w)
+        p = f"op{k}"
+        words = layout.astype("<i2").view("<u4")  # (w0, w2) and (w1, w3) pairs, one SMLAD operand each
+        arrays = (_c_array("uint32_t", f"{p}_weights", words)
+                  + _channel_q_array(f"{p}_channels", self.int32(bias, "folded bias", self.where), mult, shift))
+        fields = dict(in_h=in_h, in_w=in_w, in_c=in_c, out_h=out_h, out_w=out_w, out_c=out_c, k_h=k_h, k_w=k_w,
+                      stride_h=s_h, stride_w=s_w, pad_top=pad_top, pad_left=pad_left,
+                      padded_h=padded_h if needs_pad else 0, padded_w=padded_w if needs_pad else 0,
+                      k_padded=conv_k_padded(w),
+                      input_zp=in_zp, output_zp=out_zp, act_min=act_min, act_max=act_max,
+                      weights=f"{p}_weights", channels=f"{p}_channels")
+        return _Step(op.name, arrays + _c_struct("kws_conv2d_t", p, fields),
+                     f"kws_conv2d_s8(&{p}, {{in}}, {{out}}, {{scratch}});", op.inputs[0], op.outputs[0],
+                     macs=out_h * out_w * out_c * k_h * k_w * in_c,
+                     const_bytes=layout.size * 2 + out_c * 20,
+                     scratch_bytes=conv_k_padded(w) + (padded_h * padded_w * in_c if needs_pad else 0))
+
+    def depthwise_conv_2d(self, op: tflite_info.OpInfo, k: int) -> _Step:
+        o = op.options
+        x = self.int8_activation(op, op.inputs[0], "input")
+        y = self.int8_activation(op, op.outputs[0], "output")
+        if len(x.shape) != 4 or x.shape[0] != 1:
+            raise self.err(op, f"input shape {x.shape} must be [1, H, W, C]")
+        _, in_h, in_w, in_c = x.shape
+        _, out_h, out_w, out_c = y.shape
+        w, w_scales = self.weights(op, op.inputs[1], out_c, 3)
+        one, k_h, k_w, wc = w.shape
+        if one != 1 or wc != out_c or out_c % in_c:
+            raise self.err(op, f"filter shape {w.shape} does not fit input {x.shape} / output {y.shape}")
+        dil_h, dil_w = int(o.get("dilationHFactor", 1)), int(o.get("dilationWFactor", 1))
+        s_h, s_w, padding = int(o["strideH"]), int(o["strideW"]), int(o["padding"])
+        if (_expected_out(padding, s_h, dil_h, in_h, k_h), _expected_out(padding, s_w, dil_w, in_w, k_w)) != (out_h, out_w):
+            raise self.err(op, f"output shape {y.shape} does not follow from input {x.shape}, filter {w.shape}")
+        mult, shift = self._per_channel(x.scales[0], w_scales, y.scales[0])
+        out_zp = y.zero_points[0]
+        act_min, act_max = activation_range(int(o.get("fusedActivationFunction", 0)), y.scales[0], out_zp,
+                                            f"{self.where}: op {op.index} {op.name}")
+        p = f"op{k}"
+        arrays = (_c_array("int8_t", f"{p}_weights", w) + _c_array("int32_t", f"{p}_bias", self.int32(self.bias(op, out_c), "bias", self.where))
+                  + _c_array("int32_t", f"{p}_mult", mult) + _c_array("int32_t", f"{p}_shift", shift))
+        fields = dict(in_h=in_h, in_w=in_w, in_c=in_c, out_h=out_h, out_w=out_w, out_c=out_c, k_h=k_h, k_w=k_w,
+                      stride_h=s_h, stride_w=s_w, dilation_h=dil_h, dilation_w=dil_w,
+                      pad_top=_same_or_valid_padding(padding, s_h, dil_h, in_h, k_h, out_h),
+                      pad_left=_same_or_valid_padding(padding, s_w, dil_w, in_w, k_w, out_w),
+                      depth_multiplier=out_c // in_c, input_offset=-x.zero_points[0], output_zp=out_zp,
+                      act_min=act_min, act_max=act_max,
+                      weights=f"{p}_weights", bias=f"{p}_bias", multiplier=f"{p}_mult", shift=f"{p}_shift")
+        return _Step(op.name, arrays + _c_struct("kws_depthwise_t", p, fields),
+                     f"kws_depthwise_s8(&{p}, {{in}}, {{out}});", op.inputs[0], op.outputs[0],
+                     macs=out_h * out_w * out_c * k_h * k_w, const_bytes=w.size + out_c * 12)
+
+    def fully_connected(self, op: tflite_info.OpInfo, k: int) -> _Step:
+        o = op.options
+        x = self.int8_activation(op, op.inputs[0], "input")
+        y = self.int8_activation(op, op.outputs[0], "output")
+        if int(o.get("weightsFormat", 0)) != 0:
+            raise self.err(op, "shuffled weights format is not supported by the kws runtime")
+        wt = self.tensor(op.inputs[1])
+        if len(wt.shape) != 2:
+            raise self.err(op, f"weights shape {wt.shape} must be [units, depth]")
+        units, depth = wt.shape
+        w, w_scales = self.weights(op, op.inputs[1], units, 0)
+        n_in = int(np.prod(x.shape))
+        if n_in % depth or int(np.prod(y.shape)) != (n_in // depth) * units:
+            raise self.err(op, f"input {x.shape} / output {y.shape} do not fit weights {wt.shape}")
+        per_channel = len(self.tensor(op.inputs[1]).scales) > 1
+        in_s, out_s = x.scales[0], y.scales[0]
+        if per_channel:
+            mult, shift = self._per_channel(in_s, w_scales, out_s)
+        else:
+            # tflite::GetQuantizedConvolutionMultipler multiplies the two scales in float32.
+            real = float(np.float32(in_s) * np.float32(w_scales[0])) / float(out_s)
+            m, s = quantize_multiplier(real)
+            mult, shift = np.array([m], dtype=np.int32), np.array([s], dtype=np.int32)
+        out_zp = y.zero_points[0]
+        act_min, act_max = activation_range(int(o.get("fusedActivationFunction", 0)), out_s, out_zp,
+                                            f"{self.where}: op {op.index} {op.name}")
+        bias = self.bias(op, units) - x.zero_points[0] * w.sum(axis=1)
+        p = f"op{k}"
+        arrays = (_c_array("int8_t", f"{p}_weights", w) + _c_array("int32_t", f"{p}_bias", self.int32(bias, "folded bias", self.where))
+                  + _c_array("int32_t", f"{p}_mult", mult) + _c_array("int32_t", f"{p}_shift", shift))
+        fields = dict(batches=n_in // depth, depth=depth, units=units, output_zp=out_zp, act_min=act_min,
+                      act_max=act_max, per_channel=int(per_channel), weights=f"{p}_weights", bias=f"{p}_bias",
+                      multiplier=f"{p}_mult", shift=f"{p}_shift")
+        return _Step(op.name, arrays + _c_struct("kws_fc_t", p, fields), f"kws_fc_s8(&{p}, {{in}}, {{out}});",
+                     op.inputs[0], op.outputs[0], macs=(n_in // depth) * units * depth,
+                     const_bytes=w.size + units * 4 + mult.size * 8)
+
+    def softmax(self, op: tflite_info.OpInfo, k: int) -> _Step:
+        x = self.int8_activation(op, op.inputs[0], "input")
+        y = self.int8_activation(op, op.outputs[0], "output")
+        if y.zero_points[0] != -128 or np.float32(y.scales[0]) != np.float32(1.0 / 256):
+            raise self.err(op, f"output quantization ({y.scales[0]}, {y.zero_points[0]}) must be (1/256, -128)")
+        beta = float(np.float32(op.options.get("beta", 1.0)))
+        mult, left_shift, diff_min = softmax_params(beta, x.scales[0])
+        depth = x.shape[-1]
+        p = f"op{k}"
+        fields = dict(rows=int(np.prod(x.shape)) // depth, depth=depth, input_multiplier=mult,
+                      input_left_shift=left_shift, diff_min=diff_min)
+        return _Step(op.name, _c_struct("kws_softmax_t", p, fields), f"kws_softmax_s8(&{p}, {{in}}, {{out}});",
+                     op.inputs[0], op.outputs[0])
+
+    def reshape(self, op: tflite_info.OpInfo, k: int) -> _Step:
+        x = self.int8_activation(op, op.inputs[0], "input")
+        y = self.int8_activation(op, op.outputs[0], "output")
+        if int(np.prod(x.shape)) != int(np.prod(y.shape)):
+            raise self.err(op, f"reshape {x.shape} -> {y.shape} changes the element count")
+        if (x.scales[0], x.zero_points[0]) != (y.scales[0], y.zero_points[0]):
+            raise self.err(op, "reshape changes quantization parameters")
+        return _Step(op.name, "", f"memcpy({{out}}, {{in}}, {int(np.prod(x.shape))});", op.inputs[0],
+                     op.outputs[0], alias=True)
+
+    @staticmethod
+    def _per_channel(in_s: float, w_scales: list[float], out_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """tflite::PopulateConvolutionQuantizationParams: input * filter / output in double."""
+        pairs = [quantize_multiplier(float(in_s) * float(ws) / float(out_s)) for ws in w_scales]
+        return np.array([m for m, _ in pairs], dtype=np.int32), np.array([s for _, s in pairs], dtype=np.int32)
+
+
+def softmax_params(beta: float, input_scale: float, integer_bits: int = 5) -> tuple[int, int, int]:
+    """tflite::PreprocessSoftmaxScaling + CalculateInputRadius: (multiplier, left shift, diff_min)."""
+    real = min(beta * float(input_scale) * (1 << (31 - integer_bits)), float((1 << 31) - 1))
+    mult, left_shift = quantize_multiplier(real)
+    if left_shift < 0:
+        raise HarnessError(f"softmax input scale {input_scale} with beta {beta} is too small for the int8 kernel")
+    radius = math.floor(((1 << integer_bits) - 1) * (1 << (31 - integer_bits)) / (1 << left_shift))
+    return mult, left_shift, -radius
+
+
+def conv_k_padded(w: np.ndarray) -> int:
+    """Patch length the conv kernel uses: k_h * k_w * in_c rounded up to 8 (two words per step)."""
+    k = int(np.prod(w.shape[1:]))
+    return -(-k // 8) * 8
+
+
+def conv_weight_layout(w: np.ndarray) -> np.ndarray:
+    """CONV_2D weights [out_c, k_h, k_w, in_c] as the int16 stream kws_conv2d_s8 reads.
+
+    Each channel's flattened weights are zero-padded to ``conv_k_padded`` and cut into groups of 4
+    ordered (w0, w2, w1, w3), so a word pair lines up with SXTB16(x) = (x0, x2) and
+    SXTB16(x ror 8) = (x1, x3) of 4 patch bytes. Blocks of 4 channels interleave their groups
+    (group g of channels c..c+3, then group g + 1); channels beyond the last full block follow one
+    at a time.
+    """
+    out_c = w.shape[0]
+    kp = conv_k_padded(w)
+    flat = np.zeros((out_c, kp), dtype=np.int16)
+    flat[:, :int(np.prod(w.shape[1:]))] = w.reshape(out_c, -1)
+    groups = flat.reshape(out_c, kp // 4, 4)[:, :, [0, 2, 1, 3]]  # [out_c, groups, 4]
+    blocks = out_c // 4
+    parts = [groups[4 * b:4 * b + 4].transpose(1, 0, 2).reshape(-1) for b in range(blocks)]
+    parts += [groups[c].reshape(-1) for c in range(blocks * 4, out_c)]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
+
+
+# ----------------------------------------------------------------------------- memory planning
+
+
+def _plan_arena(steps: list[_Step], graph_in: int, graph_out: int,
+                sizes: dict[int, int]) -> tuple[dict[int, int], list[str], int]:
+    """Storage for every activation: the caller's input/output buffers or an arena offset.
+
+    RESHAPE outputs alias their input (no code) unless they are the graph output. Arena buffers
+    are placed greedily, largest first, at the lowest offset free during their lifetime (the
+    scheme of TFLM's GreedyMemoryPlanner); an op's output never overlaps its own inputs.
+    """
+    root: dict[int, int] = {}
+
+    def find(t: int) -> int:
+        while t in root:
+            t = root[t]
+        return t
+
+    calls: list[str] = []
+    for step in steps:
+        if step.alias and step.out_tensor != graph_out:
+            root[step.out_tensor] = find(step.in_tensor)
+    # Lifetimes of arena buffers (by root tensor) and per-op scratch (keyed by negative ids).
+    life: dict[int, list[int]] = {}
+
+    def touch(key: int, i: int) -> None:
+        span = life.setdefault(key, [i, i])
+        span[0], span[1] = min(span[0], i), max(span[1], i)
+
+    buf_size: dict[int, int] = {}
+    for i, step in enumerate(steps):
+        for t in (step.in_tensor, step.out_tensor):
+            r = find(t)
+            if r in (graph_in, graph_out):
+                continue
+            touch(r, i)
+            buf_size[r] = max(buf_size.get(r, 0), sizes[t])
+        if step.scratch_bytes:
+            touch(-(i + 1), i)
+            buf_size[-(i + 1)] = step.scratch_bytes
+    placed: list[tuple[int, int, int, int]] = []  # offset, size, start, end
+    offsets: dict[int, int] = {}
+    for key in sorted(buf_size, key=lambda k: (-buf_size[k], life[k][0])):
+        size, (start, end) = buf_size[key], life[key]
+        offset = 0
+        for o, s, a, b in sorted(placed):
+            if a <= end and start <= b and offset < o + s and o < offset + size:
+                offset = -(-(o + s) // _ALIGN) * _ALIGN
+        placed.append((offset, size, start, end))
+        offsets[key] = offset
+    arena = max((o + s for o, s, _, _ in placed), default=0)
+    arena = -(-arena // _ALIGN) * _ALIGN
+
+    def ref(t: int) -> str:
+        r = find(t)
+        if r == graph_in:
+            return "input"
+        if r == graph_out:
+            return "output"
+        return f"(kws_arena + {offsets[r]})"
+
+    for i, step in enumerate(steps):
+        if step.alias and step.out_tensor != graph_out:
+            continue
+        scratch = f"(kws_arena + {offsets[-(i + 1)]})" if step.scratch_bytes else "(int8_t *)0"
+        calls.append(step.call.format(**{"in": ref(step.in_tensor), "out": ref(step.out_tensor), "scratch": scratch}))
+    return offsets, calls, arena
+
+
+# ----------------------------------------------------------------------------- generate
+
+
+def _check_model_id(model_id: str) -> str:
+    if not model_id or len(model_id) > 64 or not all(32 <= ord(ch) < 127 for ch in model_id):
+        raise HarnessError(f"model id {model_id!r} must be 1-64 printable ASCII characters")
+    return model_id
+
+
+def _c_float(x: float) -> str:
+    return f"{float(np.float32(x))!r}f"
+
+
+def generate(tflite_path: Path | str, out_dir: Path | str, model_id: str) -> GeneratedModel:
+    """Compile an int8 .tflite into ``kws_model_data.c`` and ``kws_model_data.h`` under ``out_dir``."""
+    tflite_path, out_dir = Path(tflite_path), Path(out_dir)
+    model_id = _check_model_id(model_id)
+    model = tflite_info.read(tflite_path)
+    where = str(tflite_path)
+    for op in model.ops:
+        if op.name not in SUPPORTED_OPS:
+            raise HarnessError(f"{where}: op {op.index} {op.name} is not supported by the kws runtime "
+                               f"(supported: {', '.join(SUPPORTED_OPS)})")
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise HarnessError(f"{where}: the kws runtime needs 1 input and 1 output, found "
+                           f"{len(model.inputs)} and {len(model.outputs)}")
+    for what, t in (("input", model.input), ("output", model.output)):
+        if t.dtype != "INT8":
+            raise HarnessError(f"{where}: model {what} tensor {t.name!r} is {t.dtype}; the kws runtime needs a full-int8 model")
+    if not model.ops:
+        raise HarnessError(f"{where}: the model has no operators")
+
+    lower = _Lowering(model, where)
+    steps = [getattr(lower, op.name.lower())(op, k) for k, op in enumerate(model.ops)]
+    produced = {model.inputs[0]}
+    for op, step in zip(model.ops, steps):
+        if step.in_tensor not in produced:
+            raise HarnessError(f"{where}: op {op.index} {op.name} reads tensor {step.in_tensor} before it is computed")
+        produced.add(step.out_tensor)
+    if model.outputs[0] not in produced:
+        raise HarnessError(f"{where}: no operator computes the model output")
+    sizes = {t.index: int(np.prod(t.shape)) if t.shape else 1 for t in model.tensors}
+    _, calls, arena = _plan_arena(steps, model.inputs[0], model.outputs[0], sizes)
+
+    macs = sum(s.macs for s in steps)
+    weight_bytes = sum(s.const_bytes for s in steps)
+    in_t, out_t = model.input, model.output
+    guard = "KWS_MODEL_DATA_H"
+    header = f"""/* Generated by harness/device/codegen.py from {tflite_path.name}; do not edit. */
+#ifndef {guard}
+#define {guard}
+
+#define KWS_MODEL_ID {json.dumps(model_id)}
+#define KWS_MODEL_INPUT_SIZE {sizes[in_t.index]}
+#define KWS_MODEL_OUTPUT_SIZE {sizes[out_t.index]}
+#define KWS_MODEL_ARENA_BYTES {arena}
+#define KWS_MODEL_WEIGHT_BYTES {weight_bytes}
+#define KWS_MODEL_MACS {macs}
+#define KWS_MODEL_INPUT_SCALE {_c_float(in_t.scales[0])}
+#define KWS_MODEL_INPUT_ZERO_POINT ({in_t.zero_points[0]})
+#define KWS_MODEL_OUTPUT_SCALE {_c_float(out_t.scales[0])}
+#define KWS_MODEL_OUTPUT_ZERO_POINT ({out_t.zero_points[0]})
+
+#endif /* {guard} */
+"""
+    arena_decl = (f"static int32_t kws_arena_words[{max(arena // 4, 1)}];\n"
+                  f"#define kws_arena ((int8_t *)kws_arena_words)\n")
+    body = "\n".join(f"    {c}" for c in calls)
+    source = f"""/* Generated by harness/device/codegen.py from {tflite_path.name}; do not edit.
+ * Ops: {', '.join(op.name for op in model.ops)}; {macs} MACs; arena {arena} bytes; constants {weight_bytes} bytes.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "kws_model.h"
+#include "kws_runtime.h"
+
+const char kws_model_id[] = KWS_MODEL_ID;
+const uint32_t kws_model_input_size = KWS_MODEL_INPUT_SIZE;
+const uint32_t kws_model_output_size = KWS_MODEL_OUTPUT_SIZE;
+const uint32_t kws_model_arena_bytes = KWS_MODEL_ARENA_BYTES;
+const uint32_t kws_model_weight_bytes = KWS_MODEL_WEIGHT_BYTES;
+const uint32_t kws_model_macs = KWS_MODEL_MACS;
+
+/* Activations and scratch, reused across ops by lifetime (see codegen._plan_arena). */
+{arena_decl}
+{''.join(s.decls + chr(10) for s in steps if s.decls)}
+int kws_model_invoke(const int8_t *input, int8_t *output) {{
+{body}
+    return 0;
+}}
+"""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    h_path, c_path = out_dir / "kws_model_data.h", out_dir / "kws_model_data.c"
+    atomic_write_text(h_path, header)
+    atomic_write_text(c_path, source)
+    return GeneratedModel(out_dir, (c_path,), h_path, model_id, tuple(op.name for op in model.ops), arena,
+                          weight_bytes, macs, tuple(in_t.shape), tuple(out_t.shape), tuple(s.macs for s in steps))
+
+
+# ----------------------------------------------------------------------------- host build and run
+
+
+def runtime_sources() -> list[Path]:
+    """The runtime's C files (compile them together with a GeneratedModel's sources)."""
+    return sorted(RUNTIME_DIR.glob("*.c"))
+
+
+def runtime_fingerprint() -> str:
+    """Hash of the generator and the runtime sources: a change to either invalidates generated builds."""
+    return content_hash(Path(__file__), *sorted(RUNTIME_DIR.iterdir()))
+
+
+def _host_cc() -> str:
+    cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc") or shutil.which("clang")
+    if not cc:
+        raise HarnessError("no host C compiler found (install gcc or set CC) to build the native kws runtime")
+    return cc
+
+
+def build_native_library(tflite_path: Path | str, model_id: str = "model", cflags: tuple[str, ...] = ()) -> Path:
+    """Host shared library of the generated model + runtime (gcc -O2 -shared), cached by content hash."""
+    tflite_path = Path(tflite_path)
+    if not tflite_path.is_file():
+        raise HarnessError(f"cannot read .tflite {tflite_path}: no such file")
+    key = content_hash(tflite_path, model_id, runtime_fingerprint(), list(cflags))
+    out = artifact_dir("native_runtime", key)
+    so = out / "libkws_model.so"
+    if so.is_file():
+        return so
+    gen = generate(tflite_path, out / "src", model_id)
+    cc = _host_cc()
+    fd, tmp = tempfile.mkstemp(dir=out, prefix=".libkws_model.", suffix=".so")
+    os.close(fd)
+    cmd = [cc, "-std=c99", "-O2", "-shared", "-fPIC", "-Wall", "-Wextra", "-I", str(RUNTIME_DIR), "-I", str(gen.dir),
+           *cflags, *map(str, gen.sources), *map(str, runtime_sources()), "-o", tmp]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        os.unlink(tmp)
+        first = next((line for line in result.stderr.splitlines() if "error" in line), result.stderr.strip()[:200])
+        raise HarnessError(f"host build of the kws runtime for {tflite_path} failed: {first}")
+    os.replace(tmp, so)
+    atomic_write_text(out / "generated.json", json.dumps(gen.summary(), indent=2) + "\n")
+    return so
+
+
+_LIBS: dict[str, ctypes.CDLL] = {}
+
+
+def _load(so_path: Path) -> ctypes.CDLL:
+    key = str(Path(so_path).resolve())
+    if key not in _LIBS:
+        try:
+            lib = ctypes.CDLL(key)
+        except OSError as exc:
+            raise HarnessError(f"cannot load native kws runtime {so_path}: {exc}") from None
+        lib.kws_model_invoke.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        lib.kws_model_invoke.restype = ctypes.c_int
+        _LIBS[key] = lib
+    return _LIBS[key]
+
+
+def native_predict(so_path: Path | str, x_int8: np.ndarray) -> np.ndarray:
+    """Run the native model on int8 inputs [N, ...] (e.g. [N, 49, 40]); returns int8 scores [N, C]."""
+    lib = _load(Path(so_path))
+    n_in = ctypes.c_uint32.in_dll(lib, "kws_model_input_size").value
+    n_out = ctypes.c_uint32.in_dll(lib, "kws_model_output_size").value
+    x = np.asarray(x_int8)
+    if x.dtype != np.int8 or x.size % n_in or (x.ndim > 1 and int(np.prod(x.shape[1:])) != n_in):
+        raise HarnessError(f"{so_path}: inputs must be int8 [N, ...] with {n_in} values per sample, "
+                           f"got {x.dtype} {x.shape}")
+    x = np.ascontiguousarray(x.reshape(-1, n_in))
+    out = np.empty((len(x), n_out), dtype=np.int8)
+    for i in range(len(x)):
+        rc = lib.kws_model_invoke(x[i].ctypes.data, out[i].ctypes.data)
+        if rc != 0:
+            raise HarnessError(f"{so_path}: kws_model_invoke returned {rc} on sample {i}")
+    return out

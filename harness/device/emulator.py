@@ -1,0 +1,324 @@
+"""The emulated board: the firmware ELF running in QEMU (mps2-an386, Cortex-M4F), or the native
+host build of the same core, reachable at a ``socket://127.0.0.1:PORT`` URL.
+
+QEMU runs with ``-icount shift=0`` so its timers count executed instructions (deterministic,
+reported as instructions, never as milliseconds). The link is what the ELF says (symbol
+``kws_emu_link``): "semihost" (default) = the firmware reads/writes QEMU's stdin/stdout through
+semihosting and a relay thread here bridges them to a TCP socket on 127.0.0.1 (bulk transfer,
+~2 ms per feature frame), or "uart" = UART0 served by QEMU itself on 127.0.0.1 with ``wait=on``
+(byte by byte, ~45 us a byte). Either way nothing listens on other interfaces. A QEMU whose parent dies
+keeps spinning at 100 % CPU, so every child is tied to the harness three ways: context manager,
+atexit, and PR_SET_PDEATHSIG (the kernel kills it if the harness dies without cleaning up).
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import os
+import select
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+
+QEMU = "qemu-system-arm"
+QEMU_MACHINE = "mps2-an386"
+_PR_SET_PDEATHSIG = 1
+_live: "weakref.WeakSet[EmulatedBoard]" = weakref.WeakSet()
+_lock = threading.Lock()
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    # Note: the kernel sends the signal when the *thread* that started the child ends, so start
+    # emulators from a thread that lives as long as they should (the main thread in the CLI/tests).
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except Exception:
+        pass
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _is_arm_elf(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(20)
+    return head[:4] == b"\x7fELF" and int.from_bytes(head[18:20], "little") == 40  # EM_ARM
+
+
+def emu_link(elf: Path) -> str:
+    """The link the emulated firmware was built for: "semihost" or "uart" (symbol kws_emu_link)."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
+    try:
+        return _read_link_symbol(ELFFile, elf)
+    except (ELFError, OSError, ValueError, KeyError) as exc:
+        raise HarnessError(f"emulator: {elf} is not a readable ELF ({exc})") from None
+
+
+def _read_link_symbol(ELFFile: Any, elf: Path) -> str:
+    with open(elf, "rb") as f:
+        e = ELFFile(f)
+        symtab = e.get_section_by_name(".symtab")
+        syms = symtab.get_symbol_by_name("kws_emu_link") if symtab else None
+        if not syms:
+            return "uart"
+        sym = syms[0]
+        sec = e.get_section(sym["st_shndx"])
+        off = sym["st_value"] - sec["sh_addr"]
+        return sec.data()[off : off + sym["st_size"]].split(b"\0")[0].decode() or "uart"
+
+
+def qemu_command(elf: Path, port: int | None) -> list[str]:
+    """The QEMU command line for one emulated board (docs/ARCHITECTURE.md section 7); port None = stdio link."""
+    serial = ["-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on"] if port else ["-serial", "none"]
+    return [
+        QEMU, "-M", QEMU_MACHINE, "-display", "none", "-monitor", "none",
+        "-semihosting-config", "enable=on,target=native",
+        *serial,
+        "-icount", "shift=0",
+        "-kernel", str(elf),
+    ]
+
+
+class _Relay(threading.Thread):
+    """Bridges QEMU's stdin/stdout to one TCP client at a time on 127.0.0.1 (the semihost link).
+
+    When QEMU ends, the client's socket is closed, so the host link sees the board go away at
+    once instead of waiting for a timeout."""
+
+    def __init__(self, proc: subprocess.Popen):
+        super().__init__(daemon=True, name=f"qemu-relay-{proc.pid}")
+        self.proc = proc
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(1)
+        self.port = self.listener.getsockname()[1]
+        self._stopping = False
+
+    def stop(self) -> None:
+        self._stopping = True
+        try:
+            self.listener.close()
+        except OSError:
+            pass
+
+    def run(self) -> None:
+        qout = self.proc.stdout.fileno()
+        qin = self.proc.stdin.fileno()
+        try:
+            while not self._stopping:
+                ready, _, _ = select.select([self.listener, qout], [], [], 0.5)
+                if qout in ready and not os.read(qout, 65536):
+                    return  # QEMU ended (output before a client connects is dropped, like a UART)
+                if self.listener not in ready:
+                    continue
+                conn, _ = self.listener.accept()
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                with conn:
+                    if not self._pump(conn, qin, qout):
+                        return
+        except (OSError, ValueError):
+            return
+        finally:
+            self.stop()
+
+    def _pump(self, conn: socket.socket, qin: int, qout: int) -> bool:
+        """Copy both ways until the client leaves (True) or QEMU ends (False)."""
+        while not self._stopping:
+            ready, _, _ = select.select([conn, qout], [], [], 0.5)
+            if qout in ready:
+                data = os.read(qout, 65536)
+                if not data:
+                    return False
+                conn.sendall(data)
+            if conn in ready:
+                data = conn.recv(65536)
+                if not data:
+                    return True
+                os.write(qin, data)
+        return False
+
+
+@dataclass(eq=False)
+class EmulatedBoard:
+    """A running emulated board; ``url`` is what link.Board connects to."""
+
+    elf: Path
+    kind: str  # "qemu" or "native"
+    port: int
+    proc: subprocess.Popen
+    relay: "_Relay | None" = None
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"socket://127.0.0.1:{self.port}"
+
+    @property
+    def timer_unit(self) -> str:
+        return "instructions" if self.kind == "qemu" else "ns"
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        """End it now (tests: a board that dies mid-run)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+
+    def close(self) -> int | None:
+        """Stop the board (idempotent) and return its exit code."""
+        if self.proc.poll() is None:
+            # Semihost link: end of stdin makes the firmware exit through semihosting. A SIGTERM
+            # would wait for the vCPU thread, which sits in a blocking read: kill after a moment.
+            if self.proc.stdin:
+                try:
+                    self.proc.stdin.close()
+                except OSError:
+                    pass
+            try:
+                self.proc.wait(timeout=0.5 if self.relay is not None else 0.05)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        if self.relay is not None:
+            self.relay.stop()
+            self.relay.join(timeout=2)
+        for stream in (self.proc.stdin, self.proc.stdout, getattr(self.proc, "stderr_log", None)):
+            if stream:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+        _live.discard(self)
+        return self.proc.returncode
+
+    def connect(self, **kwargs: Any):
+        """A link.Board for this emulated board (not yet opened)."""
+        from harness.device.link import Board
+
+        return Board(self.url, **kwargs)
+
+    def __enter__(self) -> "EmulatedBoard":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _spawn(cmd: list[str], stdin: Any = subprocess.DEVNULL) -> subprocess.Popen:
+    # stderr goes to an unlinked temporary file: a pipe nobody drains could block QEMU one day.
+    log = tempfile.TemporaryFile()
+    try:
+        proc = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE, stderr=log,
+                                preexec_fn=_die_with_parent, close_fds=True)
+        proc.stderr_log = log  # Popen.stderr stays None for a file; keep ours to read errors back
+        return proc
+    except FileNotFoundError:
+        log.close()
+        raise HarnessError(f"emulator: {cmd[0]} not found (install Debian's qemu-system-arm)") from None
+
+
+def _stderr_text(proc: subprocess.Popen) -> str:
+    try:
+        proc.stderr_log.seek(0)
+        return proc.stderr_log.read().decode(errors="replace").strip()
+    except (OSError, ValueError, AttributeError):
+        return ""
+
+
+def _start_qemu_stdio(elf: Path) -> EmulatedBoard:
+    proc = _spawn(qemu_command(elf, None), stdin=subprocess.PIPE)
+    relay = _Relay(proc)
+    relay.start()
+    time.sleep(0.02)
+    if proc.poll() is not None:
+        relay.stop()
+        err = _stderr_text(proc)
+        raise HarnessError(f"emulator: QEMU failed to start {elf}: {err.splitlines()[0] if err else proc.returncode}")
+    return EmulatedBoard(elf, "qemu", relay.port, proc, relay)
+
+
+def _start_qemu(elf: Path) -> EmulatedBoard:
+    if emu_link(elf) == "semihost":
+        return _start_qemu_stdio(elf)
+    for _ in range(3):  # another process may grab the free port before QEMU binds it
+        port = _free_port()
+        proc = _spawn(qemu_command(elf, port))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                break
+            try:  # QEMU listens before it runs the guest; probe without connecting
+                with open("/proc/net/tcp") as f:
+                    if any(f":{port:04X} " in line and " 0A " in line for line in f):
+                        return EmulatedBoard(elf, "qemu", port, proc)
+            except OSError:
+                return EmulatedBoard(elf, "qemu", port, proc)
+            time.sleep(0.01)
+        err = _stderr_text(proc) if proc.poll() is not None else ""
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+            raise HarnessError(f"emulator: QEMU for {elf} did not open 127.0.0.1:{port} within 10 s")
+        if "Address already in use" not in err:
+            first = err.splitlines()[0] if err else f"exit code {proc.returncode}"
+            raise HarnessError(f"emulator: QEMU failed to start {elf}: {first}")
+    raise HarnessError("emulator: no free TCP port on 127.0.0.1 for QEMU's serial line")
+
+
+def _start_native(exe: Path) -> EmulatedBoard:
+    proc = _spawn([str(exe), "--port", "0"])
+    deadline = time.monotonic() + 10
+    line = b""
+    while time.monotonic() < deadline and not line.endswith(b"\n"):
+        ready, _, _ = select.select([proc.stdout], [], [], 0.1)
+        if ready:
+            chunk = os.read(proc.stdout.fileno(), 64)
+            if not chunk:
+                break
+            line += chunk
+    text = line.decode(errors="replace").strip()
+    if not text.startswith("KWS_NATIVE_PORT="):
+        proc.kill()
+        proc.wait()
+        raise HarnessError(f"emulator: native firmware {exe} did not report its port ({text or 'no output'})")
+    return EmulatedBoard(exe, "native", int(text.split("=", 1)[1]), proc)
+
+
+def start(elf: Any) -> EmulatedBoard:
+    """Start an emulated board for a firmware.Build or an ELF path (ARM -> QEMU, host -> native).
+
+    Use as a context manager; several boards may run at once (each on its own port)."""
+    path = Path(getattr(elf, "elf", elf))
+    if not path.is_file():
+        raise HarnessError(f"emulator: firmware {path} does not exist (build it first: python -m harness build)")
+    board = _start_qemu(path) if _is_arm_elf(path) else _start_native(path)
+    with _lock:
+        _live.add(board)
+    return board
+
+
+@atexit.register
+def _stop_all() -> None:
+    for board in list(_live):
+        try:
+            board.close()
+        except Exception:
+            pass
