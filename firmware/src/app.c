@@ -12,6 +12,18 @@
 #include "kws_model.h"
 #include "kws_protocol.h"
 
+#include "kws_build_info.h" /* KWS_BUILD_CFLAGS, written by extra_script.py for every build */
+
+#ifdef __GNUC__
+#define KWS_COMPILER "gcc " __VERSION__
+#else
+#define KWS_COMPILER "unknown"
+#endif
+
+#ifdef KWS_BACKEND_TFLM
+int kws_tflm_prepare(void); /* src/backend_tflm.cpp: AllocateTensors, once, at start-up */
+#endif
+
 #define AUDIO_SAMPLES 16000
 #define MAX_CLASSES 64
 #define BENCH_MAX_N 100000u
@@ -47,12 +59,14 @@ static void handle_hello(const kws_frame_t *req) {
   int n = snprintf((char *)tx, sizeof tx,
                    "protocol=%u\nfirmware=%s\nbuild_hash=%s\nmodel_id=%s\nbackend=%s\nboard=%s\n"
                    "clock_hz=%lu\ntimer_unit=%s\ntimer_source=%s\ninput_size=%u\noutput_size=%u\n"
-                   "arena_bytes=%lu\nram_bytes=%lu\nmax_payload=%u\naudio_samples=%u\n",
+                   "arena_bytes=%lu\nram_bytes=%lu\nmax_payload=%u\naudio_samples=%u\n"
+                   "compiler=%s\ncflags=%s\ntiming=%s\n",
                    KWS_PROTOCOL_VERSION, KWS_FIRMWARE_VERSION, KWS_BUILD_HASH, (const char *)kws_model_id,
                    KWS_BACKEND_NAME, board_name(), (unsigned long)board_clock_hz(), board_timer_unit(),
                    board_timer_source(), (unsigned)KWS_MODEL_INPUT_SIZE, (unsigned)KWS_MODEL_OUTPUT_SIZE,
                    (unsigned long)kws_model_arena_bytes, (unsigned long)board_ram_bytes(),
-                   (unsigned)KWS_MAX_PAYLOAD, (unsigned)AUDIO_SAMPLES);
+                   (unsigned)KWS_MAX_PAYLOAD, (unsigned)AUDIO_SAMPLES, KWS_COMPILER, KWS_BUILD_CFLAGS,
+                   board_timing_method());
   if (n < 0 || n >= (int)sizeof tx) n = (int)sizeof tx - 1;
   respond(req, tx, (uint16_t)n);
 }
@@ -182,7 +196,12 @@ static void reset_state(void) {
   kws_frontend_reset();
 }
 
-void kws_app_init(void) { reset_state(); }
+void kws_app_init(void) {
+  reset_state();
+#ifdef KWS_BACKEND_TFLM
+  (void)kws_tflm_prepare(); /* a failure shows as MODEL errors on every inference */
+#endif
+}
 
 int kws_app_step(void) {
   kws_frame_t req;

@@ -6,7 +6,7 @@
 extern "C" {
 #endif
 
-#define KWS_FIRMWARE_VERSION "0.1.0"
+#define KWS_FIRMWARE_VERSION "0.2.0" /* 0.2: HELLO compiler, cflags, timing */
 
 void kws_app_init(void);
 /* Serve one frame; negative when the link is closed. */

@@ -11,6 +11,7 @@ RAM = data+bss), the model's own bytes from the linker map, and PlatformIO's RAM
 
 from __future__ import annotations
 
+import configparser
 import fcntl
 import json
 import os
@@ -24,6 +25,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from harness.cache import artifact_dir, atomic_write_json, content_hash, file_hash
 from harness.errors import HarnessError
@@ -38,6 +40,9 @@ BOARD_BUDGETS = {  # bytes: the Nano 33 BLE's nRF52840; the emulated board is he
     "native": {},
 }
 REGISTRY_HOST = ("api.registry.platformio.org", 443)
+# PlatformIO env per (board env, backend): lib_deps are installed before any build script runs, so the
+# TFLM library has an env of its own and aot builds never fetch it.
+PIO_ENVS = {("nano33ble", "tflm"): "nano33ble_tflm"}
 BUILD_TIMEOUT_S = 900
 _SKIP_PARTS = {".pio", "__pycache__", ".git"}
 
@@ -143,22 +148,73 @@ def firmware_fingerprint() -> str:
     files = sorted(p for p in FIRMWARE_DIR.rglob("*")
                    if p.is_file() and not (_SKIP_PARTS & set(p.relative_to(FIRMWARE_DIR).parts)))
     h = [str(p.relative_to(FIRMWARE_DIR)) + ":" + file_hash(p) for p in files]
-    gen = [REPO_ROOT / "harness" / name for name in ("codegen.py", "tflite_info.py", "firmware.py")]
+    here = Path(__file__).resolve().parent
+    gen = [here / "codegen.py", here.parent / "tflite_info.py", here / "firmware.py"]
     return content_hash(h, *[p for p in gen if p.exists()])
 
 
-def registry_reachable(timeout: float = 3.0) -> bool:
-    """Whether the PlatformIO registry answers a TCP connect (PlatformIO itself waits ~61 s)."""
+def pio_env_name(env: str, backend: str) -> str:
+    """The platformio.ini environment that builds ``env`` with ``backend``."""
+    return PIO_ENVS.get((env, backend), env)
+
+
+def lib_dep_hosts(pio_env_name_: str) -> list[tuple[str, int]]:
+    """(host, 443) of every URL in the env's lib_deps (platformio.ini, read offline)."""
+    cp = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";",))
+    cp.read(FIRMWARE_DIR / "platformio.ini")
+    raw = cp.get(f"env:{pio_env_name_}", "lib_deps", fallback="")
+    hosts = []
+    for item in raw.split():
+        url = item.partition("=")[2] if "=" in item and "://" in item.partition("=")[2] else item
+        host = urlparse(url).hostname
+        if "://" in url and host and (host, 443) not in hosts:
+            hosts.append((host, 443))
+    return hosts
+
+
+def required_hosts(env: str, backend: str) -> list[tuple[tuple[str, int], str]]:
+    """The network hosts a first build of (env, backend) needs, each with what it provides."""
+    if env in OFFLINE_ENVS:
+        return []
+    hosts = [(REGISTRY_HOST, "platform nordicnrf52, the Arduino mbed core and the toolchain")]
+    hosts += [(h, "the TFLM library (lib_deps)") for h in lib_dep_hosts(pio_env_name(env, backend))]
+    return hosts
+
+
+def host_reachable(host: tuple[str, int], timeout: float = 3.0) -> bool:
+    """Whether ``host`` answers a TCP connect (PlatformIO itself waits ~61 s for an unreachable one)."""
     try:
-        with socket.create_connection(REGISTRY_HOST, timeout=timeout):
+        with socket.create_connection(host, timeout=timeout):
             return True
     except OSError:
         return False
 
 
-def _nano_packages_installed() -> bool:
+def registry_reachable(timeout: float = 3.0) -> bool:
+    """Whether the PlatformIO registry answers a TCP connect."""
+    return host_reachable(REGISTRY_HOST, timeout)
+
+
+def first_unreachable(env: str, backend: str) -> tuple[tuple[str, int], str] | None:
+    """The first host the build of (env, backend) needs that does not answer, with what it provides."""
+    for host, what in required_hosts(env, backend):
+        if not host_reachable(host):
+            return host, what
+    return None
+
+
+def _unreachable_message(where: str, env: str, backend: str, host: tuple[str, int], what: str) -> str:
+    who = f"the PlatformIO registry ({host[0]})" if host == REGISTRY_HOST else f"{host[0]}:{host[1]}"
+    return (f"build {where}: {who} is unreachable; env {pio_env_name(env, backend)} needs {what} "
+            f"from it on its first build")
+
+
+def _nano_packages_installed(backend: str = "aot") -> bool:
     core = REPO_ROOT / ".cache" / "platformio"
-    return (core / "platforms" / "nordicnrf52").is_dir() and any((core / "packages").glob("framework-arduino-mbed*"))
+    ok = (core / "platforms" / "nordicnrf52").is_dir() and any((core / "packages").glob("framework-arduino-mbed*"))
+    if backend == "tflm":
+        ok = ok and any((FIRMWARE_DIR / ".pio" / "libdeps" / pio_env_name("nano33ble", "tflm")).glob("*/library.*"))
+    return ok
 
 
 # ----------------------------------------------------------------------------- model sources
@@ -297,7 +353,7 @@ def check_budget(sizes: Sizes, env: str, where: str) -> None:
 # ----------------------------------------------------------------------------- running PlatformIO
 
 
-def _explain_failure(output: str, env: str, where: str) -> str:
+def _explain_failure(output: str, env: str, where: str, backend: str = "aot") -> str:
     budget = BOARD_BUDGETS.get(env, {})
     m = re.search(r"region [`']?(FLASH|RAM)'? overflowed by (\d+) bytes", output)
     if m:
@@ -308,8 +364,13 @@ def _explain_failure(output: str, env: str, where: str) -> str:
     if m:
         kind = "flash" if m.group(1) == "program" else "RAM"
         return f"build {where}: {kind} {m.group(2)} bytes exceeds the {env} budget of {m.group(3)} bytes"
-    if "HTTPClientError" in output or "Could not resolve host" in output or "MissingPackageManifest" in output:
-        return f"build {where}: the PlatformIO registry is unreachable (env {env} needs packages from it)"
+    m = re.search(r"Could not resolve host:? '?([\w.-]+)", output)
+    if m:
+        return (f"build {where}: {m.group(1)} is unreachable (env {pio_env_name(env, backend)} needs "
+                f"{'the TFLM library' if backend == 'tflm' else 'packages'} from it)")
+    if "HTTPClientError" in output or "MissingPackageManifest" in output:
+        return (f"build {where}: the PlatformIO registry is unreachable ({REGISTRY_HOST[0]}; env "
+                f"{pio_env_name(env, backend)} needs packages from it)")
     for line in output.splitlines():
         if re.search(r"\berror\b|Error:", line) and "Error 1" not in line:
             return f"build {where}: {line.strip()[:300]}"
@@ -317,12 +378,12 @@ def _explain_failure(output: str, env: str, where: str) -> str:
     return f"build {where}: PlatformIO failed ({tail[0].strip()[:200]})"
 
 
-def _run_pio(args: list[str], env: dict[str, str], where: str, pio_env_name: str) -> str:
-    """Run PlatformIO; end it early when it starts waiting on an unreachable registry."""
-    proc = subprocess.Popen(pio_command() + args, cwd=FIRMWARE_DIR, env=env, stdout=subprocess.PIPE,
+def _run_pio(args: list[str], penv: dict[str, str], where: str, env: str, backend: str = "aot") -> str:
+    """Run PlatformIO; end it early when it starts waiting on a host that does not answer."""
+    proc = subprocess.Popen(pio_command() + args, cwd=FIRMWARE_DIR, env=penv, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, errors="replace")
     lines: list[str] = []
-    registry_down = threading.Event()
+    down: list[tuple[tuple[str, int], str]] = []
 
     def pump() -> None:
         assert proc.stdout is not None
@@ -331,9 +392,11 @@ def _run_pio(args: list[str], env: dict[str, str], where: str, pio_env_name: str
             # A fresh core dir first "installs" the local symlink:// dev-platform and tool-scons:
             # those need no registry; anything else does.
             if (re.search(r"(Platform|Tool|Library|Package) Manager: Installing", line)
-                    and not re.search(r"(symlink|file)://", line) and not registry_reachable()):
-                registry_down.set()
-                proc.kill()
+                    and not re.search(r"(symlink|file)://", line) and not down):
+                missing = first_unreachable(env, backend)
+                if missing:
+                    down.append(missing)
+                    proc.kill()
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
@@ -346,11 +409,10 @@ def _run_pio(args: list[str], env: dict[str, str], where: str, pio_env_name: str
     finally:
         reader.join(timeout=5)
     output = "".join(lines)
-    if registry_down.is_set():
-        raise HarnessError(f"build {where}: the PlatformIO registry is unreachable ({REGISTRY_HOST[0]}); "
-                           f"env {pio_env_name} needs packages from it on its first build")
+    if down:
+        raise HarnessError(_unreachable_message(where, env, backend, *down[0]))
     if proc.returncode != 0:
-        raise HarnessError(_explain_failure(output, pio_env_name, where))
+        raise HarnessError(_explain_failure(output, env, where, backend))
     return output
 
 
@@ -370,7 +432,7 @@ def build(tflite: str | Path | None, env: str = "emu_m4", backend: str = "aot", 
     if backend not in BACKENDS:
         raise HarnessError(f"build: unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
     if backend == "tflm" and env != "nano33ble":
-        raise HarnessError(f"build: backend tflm needs the TFLM library from the registry, only for env nano33ble, not {env}")
+        raise HarnessError(f"build: backend tflm needs the TFLM library (GitHub), only for env nano33ble, not {env}")
     tflite = _check_tflite(tflite)
     extra = tuple(Path(d).resolve() for d in extra_src_dirs)
     for d in extra:
@@ -402,9 +464,10 @@ def _build_locked(out: Path, key: str, tflite: Path | None, variant: str | None,
             built.cached = True
             return built
 
-    if env == "nano33ble" and not _nano_packages_installed() and not registry_reachable():
-        raise HarnessError(f"build {where}: the PlatformIO registry is unreachable ({REGISTRY_HOST[0]}); "
-                           "env nano33ble needs platform nordicnrf52 and the Arduino core from it on its first build")
+    if env == "nano33ble" and not _nano_packages_installed(backend):
+        missing = first_unreachable(env, backend)
+        if missing:
+            raise HarnessError(_unreachable_message(where, env, backend, *missing))
 
     started = time.monotonic()
     generated: dict[str, Any] = {}
@@ -425,10 +488,10 @@ def _build_locked(out: Path, key: str, tflite: Path | None, variant: str | None,
     penv.pop("KWS_MODEL_DIR", None)
     if tflite is not None:
         penv["KWS_MODEL_DIR"] = str(model_dir)
-    output = _run_pio(["run", "-e", env], penv, where, env)
+    output = _run_pio(["run", "-e", pio_env_name(env, backend)], penv, where, env, backend)
     (out / "pio.log").write_text(output)
 
-    env_dir = out / "pio" / env
+    env_dir = out / "pio" / pio_env_name(env, backend)
     elf = env_dir / ("firmware.elf" if env != "native" else "firmware")
     if not elf.is_file():
         raise HarnessError(f"build {where}: PlatformIO succeeded but {elf} is missing")
@@ -447,25 +510,20 @@ def _build_locked(out: Path, key: str, tflite: Path | None, variant: str | None,
 
 
 def upload(built: Build, port: str) -> str:
-    """Flash a nano33ble build (``pio run -t upload``), retried once; returns PlatformIO's output."""
+    """Flash a nano33ble build once (``pio run -t nobuild -t upload``: the cached ELF's image, never a
+    rebuild); returns PlatformIO's output. harness.device.boards.serial.flash retries and waits."""
     if built.env != "nano33ble":
         raise HarnessError(f"upload: only nano33ble builds go to a real board, not {built.env}")
+    env_dir = built.elf.parent
+    if not built.elf.is_file():
+        raise HarnessError(f"upload: {built.elf} is missing (rebuild with --force)")
     penv = pio_env()
-    penv.update(KWS_BUILD_HASH=built.build_hash, KWS_BACKEND=built.backend,
-                PLATFORMIO_BUILD_DIR=str(built.elf.parent.parent))
-    model_dir = built.elf.parent.parent.parent / "model"
+    penv.update(KWS_BUILD_HASH=built.build_hash, KWS_BACKEND=built.backend, PLATFORMIO_BUILD_DIR=str(env_dir.parent))
+    model_dir = env_dir.parent.parent / "model"
     if model_dir.is_dir():
         penv["KWS_MODEL_DIR"] = str(model_dir)
-    last: HarnessError | None = None
-    for _ in range(2):
-        try:
-            return _run_pio(["run", "-e", "nano33ble", "-t", "upload", "--upload-port", port], penv,
-                            f"upload to {port}", "nano33ble")
-        except HarnessError as exc:
-            last = exc
-            time.sleep(1.0)
-    assert last is not None
-    raise last
+    return _run_pio(["run", "-e", pio_env_name(built.env, built.backend), "-t", "nobuild", "-t", "upload",
+                     "--upload-port", port], penv, f"upload to {port}", built.env, built.backend)
 
 
 def cache_root() -> Path:

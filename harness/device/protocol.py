@@ -163,11 +163,17 @@ class Hello:
     max_payload: int
     audio_samples: int
     extra: dict = field(default_factory=dict)
+    # Since firmware 0.2 (older firmware leaves them empty): what compiled our sources and how
+    # interrupts are kept out of timed regions, so a results row says what ran.
+    compiler: str = ""
+    cflags: str = ""
+    timing: str = ""
 
 
 _HELLO_INTS = ("protocol", "clock_hz", "input_size", "output_size", "arena_bytes", "ram_bytes",
                "max_payload", "audio_samples")
 _HELLO_STRS = ("firmware", "build_hash", "model_id", "backend", "board", "timer_unit", "timer_source")
+_HELLO_OPTIONAL = ("compiler", "cflags", "timing")
 
 
 def decode_hello(payload: bytes) -> Hello:
@@ -188,6 +194,7 @@ def decode_hello(payload: bytes) -> Hello:
     except ValueError as exc:
         raise HarnessError(f"protocol: HELLO response has a non-numeric field ({exc})") from exc
     strs = {k: fields.pop(k) for k in _HELLO_STRS}
+    strs.update({k: fields.pop(k, "") for k in _HELLO_OPTIONAL})
     if not 0 < ints["output_size"] <= MAX_CLASSES or not 0 < ints["input_size"] <= MAX_PAYLOAD:
         raise HarnessError(
             f"protocol: HELLO reports implausible sizes (input {ints['input_size']}, output {ints['output_size']})")

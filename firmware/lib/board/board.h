@@ -16,10 +16,15 @@ void board_init(int argc, char **argv);
 /* 1 = a byte, 0 = timeout, negative = link closed. timeout_ms == 0 waits forever. */
 int board_uart_read(uint8_t *byte, uint32_t timeout_ms);
 void board_uart_write(const uint8_t *data, size_t n);
-/* Restart the timer at zero (just before a timed region, so counts are reproducible). */
+/* Open a timed region: restart the timer at zero (so counts are reproducible). A board whose
+ * interrupts would land inside the region (USB, RTOS tick on the Nano) masks them here; each
+ * restart is closed by exactly one board_timer_read(). */
 void board_timer_restart(void);
-/* Elapsed timer units since the last restart. */
+/* Close the timed region: elapsed timer units since the restart; interrupts as before. */
 uint64_t board_timer_read(void);
+/* How interrupts are kept out of timed regions (HELLO "timing"): "irq-masked" (PRIMASK set
+ * between restart and read), "no-irqs" (none enabled), "preemptible" (a host OS may interrupt). */
+const char *board_timing_method(void);
 uint32_t board_clock_hz(void);
 const char *board_timer_unit(void);
 const char *board_timer_source(void);

@@ -163,6 +163,7 @@ void board_init(int argc, char **argv) {
 void board_timer_restart(void) { timer_restart(TIMER0); }
 uint64_t board_timer_read(void) { return (uint64_t)timer_ticks(TIMER0) * INSNS_PER_TICK; }
 uint32_t board_clock_hz(void) { return SYSCLK_HZ; }
+const char *board_timing_method(void) { return "no-irqs"; } /* none enabled (UART link: only WFI wake-ups) */
 const char *board_timer_unit(void) { return "instructions"; }
 const char *board_timer_source(void) { return "qemu-icount-timer0"; }
 const char *board_name(void) { return "emu_m4"; }

@@ -72,6 +72,7 @@ void board_uart_write(const uint8_t *data, size_t n) {
 void board_timer_restart(void) { t0 = now_ns(); }
 uint64_t board_timer_read(void) { return now_ns() - t0; }
 uint32_t board_clock_hz(void) { return 1000000000u; }
+const char *board_timing_method(void) { return "preemptible"; }
 const char *board_timer_unit(void) { return "ns"; }
 const char *board_timer_source(void) { return "clock_gettime-monotonic"; }
 const char *board_name(void) { return "native"; }

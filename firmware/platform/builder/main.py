@@ -40,7 +40,8 @@ if toolchain == "arm-none-eabi":
     )
     env.Append(
         ASFLAGS=arch,
-        CCFLAGS=arch + ["-O2", "-g", "-ffunction-sections", "-fdata-sections", "-Wall"],
+        # optimisation: [kws] opt_flags of platformio.ini (build_flags), shared with the Nano's env
+        CCFLAGS=arch + ["-g", "-Wall"],
         CXXFLAGS=["-fno-rtti", "-fno-exceptions"],
         LINKFLAGS=arch
         + [
@@ -58,7 +59,7 @@ elif toolchain == "host":
         ARFLAGS=["rc"], PROGSUFFIX="",
     )
     env.Append(
-        CCFLAGS=["-O2", "-g", "-Wall"],
+        CCFLAGS=["-g", "-Wall"],  # optimisation: [kws] opt_flags (build_flags)
         LIBS=["m"],
     )
 else:

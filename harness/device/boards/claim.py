@@ -21,6 +21,15 @@ def _lock_path(name: str) -> Path:
     return path
 
 
+def _holder(path: Path) -> int | None:
+    """The pid the holding process wrote into the lock file, if any."""
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
 @contextlib.contextmanager
 def claim(spec: BoardSpec) -> Iterator[None]:
     """Hold a board for this process (across pytest-xdist workers too); busy -> HarnessError."""
@@ -33,7 +42,9 @@ def claim(spec: BoardSpec) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise HarnessError(f"device {spec.name}: already in use by another harness worker") from None
+            holder = _holder(_lock_path(key))
+            raise HarnessError(f"device {spec.name}: already in use by another harness process"
+                               f"{f' (pid {holder})' if holder else ''}; it is not shared") from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         yield
