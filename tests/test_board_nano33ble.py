@@ -279,7 +279,8 @@ def test_unreachable_host_error_names_the_host_the_build_needs(monkeypatch):
     assert "github.com:443 is unreachable" in msg and "nano33ble_tflm" in msg and "TFLM" in msg
     monkeypatch.setattr(firmware, "host_reachable", lambda host, timeout=3.0: False)
     msg = firmware._unreachable_message("v1", "nano33ble", "aot", *firmware.first_unreachable("nano33ble", "aot"))
-    assert msg.startswith("build v1: the PlatformIO registry (api.registry.platformio.org) is unreachable")
+    assert msg.startswith("build v1: the PlatformIO registry is unreachable (api.registry.platformio.org:443); "
+                          "env nano33ble needs")
 
 
 def test_tflm_backend_allocates_at_start_up_and_drops_its_log():
@@ -292,3 +293,17 @@ def test_tflm_backend_allocates_at_start_up_and_drops_its_log():
     init = app[app.index("void kws_app_init(void)"):]
     init = init[: init.index("\n}\n")]
     assert "kws_tflm_prepare()" in init
+
+
+def test_hello_reports_compiler_flags_and_timing_method_of_the_build():
+    """The same core on the native build: HELLO's cflags are [kws] opt_flags, read from the build."""
+    from harness.device import emulator
+    from harness.device.link import Board
+
+    standin = Path(__file__).resolve().parent / "fixtures" / "firmware_standin"
+    built = firmware.build(None, env="native", extra_src_dirs=(standin,))
+    opt = " ".join(_flags(_pio_config()["kws"]["opt_flags"]))
+    with emulator.start(built) as emu, Board(emu.url, timeout=2.0) as board:
+        info = board.hello()
+    assert (info.cflags, info.timing, info.firmware) == (opt, "preemptible", "0.2.0")
+    assert info.compiler.startswith("gcc ") and info.extra == {}

@@ -90,3 +90,14 @@ def test_decode_hello_requires_every_field_and_keeps_unknown_ones():
         P.decode_hello(text.replace("build_hash=abc\n", "").encode())
     with pytest.raises(HarnessError, match="implausible"):
         P.decode_hello(text.replace("output_size=4", "output_size=999").encode())
+    assert (h.compiler, h.cflags, h.timing) == ("", "", "")  # firmware 0.1 did not send them
+
+
+def test_decode_hello_reads_compiler_flags_and_timing_method():
+    text = ("protocol=1\nfirmware=0.2.0\nbuild_hash=abc\nmodel_id=m\nbackend=aot\nboard=nano33ble\n"
+            "clock_hz=64000000\ntimer_unit=cycles\ntimer_source=dwt-cyccnt\ninput_size=1960\noutput_size=4\n"
+            "arena_bytes=10\nram_bytes=0\nmax_payload=2056\naudio_samples=16000\ncompiler=gcc 7.2.1 20170904\n"
+            "cflags=-O2 -ffunction-sections -fdata-sections\ntiming=irq-masked\n")
+    h = P.decode_hello(text.encode())
+    assert (h.compiler, h.cflags, h.timing, h.extra) == (
+        "gcc 7.2.1 20170904", "-O2 -ffunction-sections -fdata-sections", "irq-masked", {})

@@ -204,8 +204,9 @@ def first_unreachable(env: str, backend: str) -> tuple[tuple[str, int], str] | N
 
 
 def _unreachable_message(where: str, env: str, backend: str, host: tuple[str, int], what: str) -> str:
-    who = f"the PlatformIO registry ({host[0]})" if host == REGISTRY_HOST else f"{host[0]}:{host[1]}"
-    return (f"build {where}: {who} is unreachable; env {pio_env_name(env, backend)} needs {what} "
+    who = (f"the PlatformIO registry is unreachable ({host[0]}:{host[1]})" if host == REGISTRY_HOST
+           else f"{host[0]}:{host[1]} is unreachable")
+    return (f"build {where}: {who}; env {pio_env_name(env, backend)} needs {what} "
             f"from it on its first build")
 
 
