@@ -118,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
     h = out["hello"]
     print(f"{out['device']}: {h['board']} firmware {h['firmware']} build {h['build_hash']} model {h['model_id']} "
           f"backend {h['backend']}, clock {h['clock_hz']} Hz, timer {h['timer_unit']} ({h['timer_source']})")
+    if h.get("compiler"):  # firmware 0.2+: what compiled our sources, how timed regions are kept clean
+        print(f"  compiled by {h['compiler']} with {h['cflags']}; timed regions {h['timing']}")
     if args.action == "infer":
         line = f"  {out['samples']} inferences, {out['inferences_per_s']:.1f}/s over the link, network " \
                f"{out['network_mean']:.0f} {unit} per inference"
