@@ -47,6 +47,10 @@ FAKE_PIO = textwrap.dedent('''
         tmp = os.path.join(d, "ports.tmp")
         json.dump({"now": now, "later": later}, open(tmp, "w"))
         os.replace(tmp, os.path.join(d, "ports.json"))
+    if len(calls) == 1 and scen.get("stuck_in_bootloader"):  # touch worked, bossac failed
+        ports([{"device": scen["stuck_in_bootloader"], "pid": %(boot)d, "serial": "%(sn)s"}])
+        print("Error: bossac: verify failed")
+        sys.exit(1)
     if len(calls) <= scen.get("fail_first", 0):
         print("Error: bossac: No device found on " + sys.argv[-1])
         sys.exit(1)
@@ -183,6 +187,15 @@ def test_failed_upload_is_retried_once(rig):
     with boards.session(rig.spec, rig.build, timeout=2.0) as board:
         assert board.info.build_hash == rig.build.build_hash
     assert len(rig.calls()) == 2
+
+
+def test_retry_goes_to_the_bootloader_port_a_failed_upload_left_behind(rig, tmp_path):
+    boot = str(tmp_path / "ttyACM9")  # the bootloader's port (only its name is used: simulated)
+    rig.scenario(stuck_in_bootloader=boot)
+    with boards.session(rig.spec, rig.build, timeout=2.0) as board:
+        assert board.url == rig.new.path
+    calls = rig.calls()
+    assert [c[c.index("--upload-port") + 1] for c in calls] == [rig.old.path, boot]
 
 
 def test_upload_failing_twice_is_one_line(rig):

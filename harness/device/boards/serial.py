@@ -42,6 +42,18 @@ def application_port(serial_number: str | None, path: str | None = None) -> str 
     return None
 
 
+def any_port(serial_number: str | None) -> str | None:
+    """The board's port in either mode (application or bootloader), by USB serial number."""
+    if not serial_number:
+        return None
+    from serial.tools import list_ports
+
+    for p in list_ports.comports():
+        if p.vid == ARDUINO_VID and p.pid in NANO33BLE_PIDS and p.serial_number == serial_number:
+            return p.device
+    return None
+
+
 def wait_for_port(serial_number: str | None, timeout: float | None = None, gone_first: str | None = None) -> str:
     """The application's port of the board with this USB serial number, once it is back."""
     timeout = PORT_RETURN_TIMEOUT_S if timeout is None else timeout
@@ -89,7 +101,8 @@ def flash(spec: BoardSpec, build: Any, timeout: float | None = None) -> str:
     assert url is not None
     last: HarnessError | None = None
     for attempt in range(1, UPLOAD_ATTEMPTS + 1):
-        port = application_port(spec.serial_number, url) or url  # it may have come back renamed before
+        # where the board is now: renamed by an earlier reset, or still in its bootloader after a failed try
+        port = application_port(spec.serial_number, url) or any_port(spec.serial_number) or url
         try:
             with _GoneWatcher(spec.serial_number, port) as watcher:
                 firmware.upload(build, port)
