@@ -56,7 +56,7 @@ FAKE_PIO = textwrap.dedent('''
         sys.exit(1)
     if scen["reset"]:
         ports([{"device": scen["bootloader"], "pid": %(boot)d, "serial": "%(sn)s"}])  # 1200-baud touch
-        time.sleep(0.5)                                                               # bossac writes
+        time.sleep(0.3)                                                               # bossac writes
         ports([], {"at": time.time() + scen["return_delay"], "ports": scen["returns"]})  # reset
     print("Uploading .pio/build/nano33ble/firmware.bin\\n[SUCCESS]")
 ''') % {"boot": BOOT_PID, "sn": SN}
@@ -119,6 +119,7 @@ def rig(tmp_path, monkeypatch):
     pio.write_text(FAKE_PIO)
     monkeypatch.setattr(firmware, "pio_command", lambda: [sys.executable, str(pio)])
     monkeypatch.setattr(serial_link, "PORT_RETURN_TIMEOUT_S", 5.0)
+    monkeypatch.setattr(serial_link, "RETRY_PAUSE_S", 0.1)
 
     elf = tmp_path / "build" / "pio" / "nano33ble" / "firmware.elf"
     elf.parent.mkdir(parents=True)

@@ -25,6 +25,7 @@ from harness.errors import HarnessError
 
 PORT_RETURN_TIMEOUT_S = 20.0
 UPLOAD_ATTEMPTS = 2
+RETRY_PAUSE_S = 1.0  # before the second upload: let the USB side settle
 _POLL_S = 0.1
 
 
@@ -112,7 +113,7 @@ def flash(spec: BoardSpec, build: Any, timeout: float | None = None) -> str:
         except HarnessError as exc:
             last = exc
             if attempt < UPLOAD_ATTEMPTS:
-                time.sleep(1.0)
+                time.sleep(RETRY_PAUSE_S)
             continue
         return wait_for_port(spec.serial_number, timeout, gone_first=port)  # no retry: nothing to upload to
     assert last is not None
