@@ -145,8 +145,8 @@ def _configure(config: pytest.Config) -> KwsState:
         raise HarnessError(f"--device-samples must be at least 1, got {config.getoption('kws_device_samples')}")
 
     if config.getoption("kws_backend") == "tflm" and any(d in LOCAL_KINDS for d in devices):
-        raise HarnessError("--backend tflm runs on a real board only (its sources come from the PlatformIO "
-                           "registry); use --backend aot with --device=emu")
+        raise HarnessError("--backend tflm runs on a real board only (TFLM for Arduino, fetched from GitHub "
+                           "by env nano33ble_tflm); use --backend aot with --device=emu")
     if workerinput and "kws_devices" in workerinput:
         devices = list(workerinput["kws_devices"])  # the controller's expanded, checked list
     elif worker is None:
