@@ -8,8 +8,8 @@ KWS_BUILD_HASH and KWS_BACKEND end up in the firmware so HELLO reports what was 
 kws_build_info.h (generated) tells HELLO the optimisation flags of our sources.
 
 Same code on every board: on a framework env (the Nano's Arduino mbed core compiles with -Os) a build
-middleware recompiles our own files (src/, lib/, the model and extra folders) with [kws] opt_flags,
-the flags emu_m4 uses, in place of the core's -O level; the core's files keep the core's flags.
+middleware compiles our own files (src/, lib/, the model and extra folders) with [kws] opt_flags, the
+flags emu_m4 uses, after the core's (GCC takes the last -O); the core's files keep the core's flags.
 tests/test_board_nano33ble.py runs this script against a stand-in SCons environment to show it.
 """
 
@@ -27,18 +27,15 @@ def opt_flags_of(config):
     return shlex.split(raw) if isinstance(raw, str) else [f for item in raw for f in shlex.split(item)]
 
 
-def without_opt_level(flags):
-    """The flags minus every -O level (a core's -Os, -O0, ...); other flags and tuples unchanged."""
-    return [f for f in flags if not (isinstance(f, str) and f.startswith("-O"))]
+def with_opt_flags(command):
+    """A compile command template (CCCOM/CXXCOM) with $KWS_OPT_FLAGS right before the source file.
 
-
-def our_compile_flags(scope_env, opt):
-    """CCFLAGS/CFLAGS/CXXFLAGS for one of our files in this scope: no other -O level, then ``opt``."""
-    return {
-        "CCFLAGS": without_opt_level(list(scope_env.get("CCFLAGS", []))) + list(opt),
-        "CFLAGS": without_opt_level(list(scope_env.get("CFLAGS", []))),
-        "CXXFLAGS": without_opt_level(list(scope_env.get("CXXFLAGS", []))),
-    }
+    The flags land after $CFLAGS/$CXXFLAGS $CCFLAGS, so the core's -Os stays on the line but GCC uses
+    the last -O it sees. A template, not a flag list: it is expanded when the file compiles, after the
+    framework script has added its flags (this script runs before it)."""
+    if "$SOURCES" not in command:
+        raise ValueError("compile command without $SOURCES: %r" % command)
+    return command.replace("$SOURCES", "$KWS_OPT_FLAGS $SOURCES", 1)
 
 
 def is_ours(path, roots):
@@ -53,7 +50,8 @@ def make_opt_middleware(roots, opt):
     def middleware(scope_env, node):
         if not is_ours(node.srcnode().get_abspath(), roots):
             return node
-        return scope_env.Object(node, **our_compile_flags(scope_env, opt))
+        return scope_env.Object(node, CCCOM=with_opt_flags(scope_env["CCCOM"]),
+                                CXXCOM=with_opt_flags(scope_env["CXXCOM"]), KWS_OPT_FLAGS=list(opt))
 
     return middleware
 
@@ -85,6 +83,11 @@ if model_dir:
     # which does not get the include paths that LDF gives to src/.
     env.Append(CPPPATH=[os.path.join(project_dir, "lib", "kws_runtime")])  # noqa: F821
 
+if framework_env:  # the framework's own -O level stays on its files; ours get opt_flags
+    # registered before BuildSources below: it collects the model's files right away
+    roots = [os.path.join(project_dir, "src"), os.path.join(project_dir, "lib")] + dirs
+    env.AddBuildMiddleware(make_opt_middleware(roots, opt))  # noqa: F821
+
 for i, d in enumerate(dirs):
     if not os.path.isdir(d):
         print(f"Error: source folder {d} (KWS_MODEL_DIR/KWS_EXTRA_SRC_DIRS) does not exist")
@@ -96,10 +99,6 @@ for i, d in enumerate(dirs):
         ignored.append("kws_runtime")
     if os.path.exists(os.path.join(d, "kws_frontend.h")):
         ignored.append("kws_frontend")
-
-if framework_env:  # the framework's own -O level stays on its files; ours get opt_flags
-    roots = [os.path.join(project_dir, "src"), os.path.join(project_dir, "lib")] + dirs
-    env.AddBuildMiddleware(make_opt_middleware(roots, opt))  # noqa: F821
 
 if backend == "tflm":  # kws_model_invoke comes from src/backend_tflm.cpp; the AOT kernels go unused
     if not config.get(section, "lib_deps", []):

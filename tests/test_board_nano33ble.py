@@ -196,8 +196,23 @@ def _run_extra_script(pioenv: str, tmp_path: Path, monkeypatch, backend: str = "
 # The compile flags the Arduino mbed core gives every file of the nano33ble env (simulated: the core
 # is not installed here). -Os is what the issue is about; the rest must survive untouched.
 CORE_FLAGS = {"CCFLAGS": ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=softfp", "-mfpu=fpv4-sp-d16", "-Os", "-g",
-                          "-ffunction-sections", "-fdata-sections", "-funsigned-char", ("-include", "mbed_config.h")],
+                          "-ffunction-sections", "-fdata-sections", "-funsigned-char"],
               "CFLAGS": ["-std=gnu11", "-Os"], "CXXFLAGS": ["-std=gnu++14", "-Os", "-fno-rtti"]}
+# PlatformIO's compile commands (SCons' gcc tool, wrapped by PlatformIO's long-command-line handling)
+PIO_COMMANDS = {"CCCOM": "${TEMPFILE('$CC -o $TARGET -c $CFLAGS $CCFLAGS $_CCCOMCOM $SOURCES','$CCCOMSTR')}",
+                "CXXCOM": "${TEMPFILE('$CXX -o $TARGET -c $CXXFLAGS $CCFLAGS $_CCCOMCOM $SOURCES','$CXXCOMSTR')}"}
+
+
+def _expand(command: str, env: dict) -> list[str]:
+    """The flags of a compile command as SCons would expand them when the file compiles."""
+    inner = re.search(r"TEMPFILE\('([^']*)'", command).group(1)
+    out: list[str] = []
+    for word in inner.split():
+        if word.startswith("$") and word[1:] in env:
+            out.extend(str(v) for v in env[word[1:]])
+        elif not word.startswith("$"):
+            out.append(word)
+    return out
 
 
 def test_nano33ble_compiles_our_sources_with_the_emu_m4_optimisation_flags(tmp_path, monkeypatch):
@@ -209,22 +224,30 @@ def test_nano33ble_compiles_our_sources_with_the_emu_m4_optimisation_flags(tmp_p
     builder = (FIRMWARE_DIR / "platform" / "builder" / "main.py").read_text()
     assert not re.search(r'"-O\w*"', builder), "emu_m4's -O level must come from [kws] opt_flags only"
 
-    env = _run_extra_script("nano33ble", tmp_path, monkeypatch, **CORE_FLAGS)
+    # extra_script.py runs before the framework script: no core flags yet (the model's files are
+    # collected at this point), then the core adds its flags; the compile line is expanded after both.
+    env = _run_extra_script("nano33ble", tmp_path, monkeypatch, **PIO_COMMANDS)
     assert env.exit_code is None and len(env.middlewares) == 1
     middleware = env.middlewares[0]
-    for ours in (FIRMWARE_DIR / "src" / "app.c", FIRMWARE_DIR / "lib" / "kws_runtime" / "kws_conv.c",
-                 FIRMWARE_DIR / "lib" / "board" / "board_nano33ble.cpp"):
-        kind, _, got = middleware(env, _Node(ours))
+    ours = [FIRMWARE_DIR / "src" / "app.c", FIRMWARE_DIR / "lib" / "kws_runtime" / "kws_conv.c",
+            FIRMWARE_DIR / "lib" / "board" / "board_nano33ble.cpp"]
+    results = [middleware(env, _Node(path)) for path in ours]
+    env.Append(**CORE_FLAGS)  # the framework script (simulated)
+    for path, (kind, _, overrides) in zip(ours, results):
         assert kind == "object"
-        for lang in ("CFLAGS", "CXXFLAGS"):  # the command line: $CFLAGS/$CXXFLAGS then $CCFLAGS
-            line = got[lang] + got["CCFLAGS"]
-            levels = [f for f in line if isinstance(f, str) and f.startswith("-O")]
-            assert levels == ["-O2"], (ours.name, lang, levels)
-            assert emu == _codegen(line)[-len(emu):]  # emu_m4's optimisation flags, last, in order
-        # the core's other flags (architecture, -include) stay, in order, before ours
-        assert got["CCFLAGS"] == [f for f in CORE_FLAGS["CCFLAGS"] if f != "-Os"] + emu
+        final = {**env, **overrides}
+        for command in ("CCCOM", "CXXCOM"):
+            line = _expand(final[command], final)
+            levels = [f for f in line if f.startswith("-O")]
+            assert levels[-1] == "-O2", (path.name, command, levels)  # GCC uses the last -O
+            assert _codegen(line)[-len(emu):] == emu  # emu_m4's optimisation flags, last, in order
+            core = CORE_FLAGS["CCFLAGS"] + CORE_FLAGS["CFLAGS" if command == "CCCOM" else "CXXFLAGS"]
+            before_ours = line[: line.index("-O2")]
+            assert all(f in before_ours for f in core)  # the core's flags all kept, ahead of ours
     core_file = _Node(Path("/pio/packages/framework-arduino-mbed/cores/arduino/main.cpp"))
     assert middleware(env, core_file) is core_file  # the core's own files keep -Os
+    line = _expand(env["CCCOM"], env)
+    assert [f for f in line if f.startswith("-O")] == ["-Os", "-Os"]
     assert "-O2 -ffunction-sections -fdata-sections" in (tmp_path / "nano33ble" / "kws_build_info" /
                                                          "kws_build_info.h").read_text()
 
