@@ -189,7 +189,8 @@ def _run_extra_script(pioenv: str, tmp_path: Path, monkeypatch, backend: str = "
     monkeypatch.delenv("KWS_MODEL_DIR", raising=False)
     monkeypatch.delenv("KWS_EXTRA_SRC_DIRS", raising=False)
     env = _StandInEnv(pioenv, tmp_path / pioenv, **flags)
-    runpy.run_path(str(FIRMWARE_DIR / "extra_script.py"), init_globals={"Import": lambda *_: None, "env": env})
+    env.script = runpy.run_path(str(FIRMWARE_DIR / "extra_script.py"),
+                                init_globals={"Import": lambda *_: None, "env": env})
     return env
 
 
@@ -250,6 +251,30 @@ def test_nano33ble_compiles_our_sources_with_the_emu_m4_optimisation_flags(tmp_p
     assert [f for f in line if f.startswith("-O")] == ["-Os", "-Os"]
     assert "-O2 -ffunction-sections -fdata-sections" in (tmp_path / "nano33ble" / "kws_build_info" /
                                                          "kws_build_info.h").read_text()
+
+
+def test_opt_middleware_in_a_real_scons_environment(tmp_path, monkeypatch):
+    """The middleware's Object in SCons itself (from the venv, as PlatformIO runs it): flags the
+    framework adds after the pre-script still reach the line, and ours come last."""
+    import os
+
+    from SCons.Environment import Environment
+
+    script = _run_extra_script("nano33ble", tmp_path, monkeypatch).script
+    opt = _flags(_pio_config()["kws"]["opt_flags"])
+    src = tmp_path / "src" / "app.c"
+    src.parent.mkdir()
+    src.write_text("int x;\n")
+    env = Environment(tools=["gcc", "g++"], ENV=dict(os.environ))
+    for name in ("CCCOM", "CXXCOM"):  # PlatformIO's long-command-line wrapping, as in piomaxlen
+        env[name] = "${TEMPFILE('%s','$%sSTR')}" % (env[name], name)
+    middleware = script["make_opt_middleware"]([str(tmp_path / "src")], opt)
+    obj = middleware(env, env.File(str(src)))
+    env.Append(CCFLAGS=["-mcpu=cortex-m4", "-Os"], CFLAGS=["-std=gnu11", "-Os"])  # the core, later
+    line = obj[0].get_executor().get_contents().decode().split()
+    assert line[-1 - len(opt):-1] == opt and line[-1].endswith("app.c")
+    assert [f for f in line if f.startswith("-O")] == ["-Os", "-Os", "-O2"]  # GCC takes the last: -O2
+    assert "-mcpu=cortex-m4" in line
 
 
 def test_emu_m4_gets_no_middleware_and_reports_the_same_flags(tmp_path, monkeypatch):
