@@ -26,8 +26,6 @@ from harness.errors import HarnessError
 COLUMNS = ["run", "time", "sha", "dirty", "partial", "partial_reason", "variant", "metric", "value",
            "unit", "limit", "passed", "board"]
 
-# A metric without a [regression] tolerance counts as a step when it moves by more than this (relative).
-STEP_DEFAULT = 0.05
 DEFAULT_WINDOW = 7  # a week of nights
 
 
@@ -74,6 +72,16 @@ def partial_reason(run: Run) -> str:
     if status in (2, 3, 4):
         return {2: "interrupted", 3: "internal error", 4: "usage error"}[status]
     return ""
+
+
+def previous_complete(run_dir: Path) -> Path | None:
+    """The newest complete run beside ``run_dir`` that is older than it (the natural baseline of a
+    nightly report: a partial night in between is skipped, never compared with)."""
+    run_dir = Path(run_dir)
+    for p in reversed([r for r in list_runs(run_dir.parent) if r.name < run_dir.name]):
+        if not partial_reason(load_run(p)):
+            return p
+    return None
 
 
 def _parse_since(since: str | None) -> pd.Timestamp | None:
@@ -148,7 +156,7 @@ def runs_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def rule(metric: str, tolerances: dict[str, float] | None = None) -> tuple[str, float]:
-    """(kind, tolerance) of a metric: ``[regression]``'s for the ones compare knows, else a 5 % step."""
+    """(kind, tolerance) of a metric: ``[regression]``'s for the ones compare knows, else ("any", 0)."""
     tol = dict(DEFAULT_TOLERANCES)
     tol.update(tolerances or {})
     if metric in METRICS:
@@ -156,7 +164,7 @@ def rule(metric: str, tolerances: dict[str, float] | None = None) -> tuple[str, 
         return kind, tol[key]
     if metric == "exact":
         return "drop", 0.0
-    return "any", STEP_DEFAULT
+    return "any", 0.0
 
 
 def _change(kind: str, ref: float, new: float) -> float:
@@ -200,6 +208,7 @@ class Drift:
     last: float  # the run just before the newest (what a night-to-night comparison sees)
     last_change: float
     last_ok: bool
+    slow: bool = False  # no night-to-night step in the window went beyond tolerance: only this check sees it
 
     @property
     def severity(self) -> float:
@@ -209,9 +218,10 @@ class Drift:
     def describe(self) -> str:
         fmt = (lambda c: f"{c:+.4f}") if self.kind == "drop" else (lambda c: f"{c:+.1%}")
         allowed = f"-{self.tolerance:.4f}" if self.kind == "drop" else f"+{self.tolerance:.1%}"
-        return (f"{self.variant} {self.metric}: {self.newest:.6g} {self.unit} vs median {self.reference:.6g} of "
+        text = (f"{self.variant} {self.metric}: {self.newest:.6g} {self.unit} vs median {self.reference:.6g} of "
                 f"{self.window} run(s): {fmt(self.change)} (allowed {allowed}); last night {fmt(self.last_change)}"
                 ).replace("  ", " ")
+        return text + (" [slow drift: no night-to-night step beyond tolerance]" if self.slow and not self.ok else "")
 
 
 @dataclass
@@ -227,8 +237,8 @@ class DriftReport:
 
     @property
     def missed_by_last_night(self) -> list[Drift]:
-        """Drifts the night-to-night comparison lets through."""
-        return [d for d in self.regressions if d.last_ok]
+        """Drifts beyond tolerance that no night-to-night comparison in the window flagged."""
+        return [d for d in self.regressions if d.slow]
 
     def lines(self) -> list[str]:
         if self.newest is None:
@@ -237,8 +247,7 @@ class DriftReport:
             return [f"drift: {self.newest} is the only complete run; nothing to compare with"]
         head = (f"drift: {self.newest} vs median of {len(self.reference_runs)} earlier run(s): "
                 f"{len(self.regressions)} beyond tolerance in {len(self.drifts)} compared values")
-        return [head] + [f"drift {d.describe()}" + ("  [missed night-to-night]" if d.last_ok else "")
-                         for d in self.regressions]
+        return [head] + [f"drift {d.describe()}" for d in self.regressions]
 
     def to_json(self) -> dict[str, Any]:
         return {"newest": self.newest, "reference_runs": self.reference_runs,
@@ -281,9 +290,11 @@ def drift_check(df: pd.DataFrame, window: int = DEFAULT_WINDOW,
         ref = float(statistics.median(values))
         last = values[-1]
         change, last_change = _change(kind, ref, new), _change(kind, last, new)
+        series = values + [new]
+        slow = not any(_worse(kind, _change(kind, a, b), tol) for a, b in zip(series, series[1:]))
         report.drifts.append(Drift(variant, metric, unit, new, ref, len(values), change, tol, kind,
                                    not _worse(kind, change, tol), last, last_change,
-                                   not _worse(kind, last_change, tol)))
+                                   not _worse(kind, last_change, tol), slow))
     return report
 
 
@@ -308,8 +319,9 @@ class Step:
 
 
 def step_changes(df: pd.DataFrame, tolerances: dict[str, float] | None = None) -> list[Step]:
-    """Steps between consecutive complete runs: a value moving by more than its tolerance (either way),
-    or a budget limit that changed. Partial runs are skipped (a gap is not a step)."""
+    """Steps between consecutive complete runs: a value moving by more than its ``[regression]``
+    tolerance (either way; metrics without one, such as host/device ratios, make no value steps), or a
+    budget limit that changed. Partial runs are skipped (a gap is not a step)."""
     steps: list[Step] = []
     full = df[~df["partial"]]
     for (variant, metric), s in full.groupby(["variant", "metric"], sort=True):
@@ -318,9 +330,8 @@ def step_changes(df: pd.DataFrame, tolerances: dict[str, float] | None = None) -
         prev = None
         for rec in s.itertuples(index=False):
             if prev is not None and prev.unit == rec.unit:
-                change = _change("growth" if kind != "drop" else "drop", prev.value, rec.value)
-                rel = abs(change)
-                if rel > tol + 1e-12:
+                change = _change(kind, prev.value, rec.value)
+                if kind != "any" and abs(change) > tol + 1e-12:
                     steps.append(Step(rec.run, rec.sha, variant, metric, "value", prev.value, rec.value,
                                       _change("growth", prev.value, rec.value)))
                 pl, nl = _limit(prev.limit), _limit(rec.limit)

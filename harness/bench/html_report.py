@@ -195,7 +195,7 @@ def answer(run: Run, comparison: Comparison | None = None, drift: DriftReport | 
     return Answer(verdict, reason, len(rows), checks, len(failed), failed, [_diff_text(d) for d in regress],
                   Path(comparison.base_path).name if comparison else None,
                   len(comparison.diffs) if comparison else 0,
-                  [d.describe() + ("  [missed night-to-night]" if d.last_ok else "") for d in drifts],
+                  [d.describe() for d in drifts],
                   note, findings(run))
 
 
@@ -212,10 +212,9 @@ def _cell(header: str, names: tuple[str, ...], scale: float, fmt: str, metrics: 
     return ("", None, "")
 
 
-def table_html(run: Run) -> str:
-    """The per-variant table: units in the headers, failed cells highlighted, sortable."""
+def _columns(run: Run, rows: list[dict[str, Any]]) -> list[tuple[str, tuple[str, ...], str, float, str]]:
+    """The TABLE columns some variant has a value for, with the unit resolved."""
     latest = run.latest()
-    rows = report.summary_rows(run)
     used = []
     for header, names, unit, scale, fmt in TABLE:
         present = [latest[r["variant"]][n.lstrip("~")] for r in rows for n in names
@@ -226,6 +225,14 @@ def table_html(run: Run) -> str:
             units = sorted({p.unit for p in present if p.unit})
             unit = "k " + "/".join(units) if units else "k"
         used.append((header, names, unit, scale, fmt))
+    return used
+
+
+def table_html(run: Run) -> str:
+    """The per-variant table: units in the headers, failed cells highlighted, sortable."""
+    latest = run.latest()
+    rows = report.summary_rows(run)
+    used = _columns(run, rows)
     headers = ["variant"] + [f"{h} [{u}]" if u else h for h, _, u, _, _ in used] + ["budgets"]
     body = []
     for r in rows:
@@ -349,9 +356,8 @@ def render_markdown(run: Run, ans: Answer) -> str:
     lines += ["", "## Run", ""] + [f"- {k}: {v}" for k, v in metadata_items(run)]
     rows = report.summary_rows(run)
     latest = run.latest()
-    used = [(h, n, u, s, f) for h, n, u, s, f in TABLE
-            if any(x.lstrip("~") in latest[r["variant"]] for r in rows for x in n)]
-    heads = ["variant"] + [f"{h} [{u}]" if u else (f"{h} [k]" if u is None else h) for h, _, u, _, _ in used] + ["budgets"]
+    used = _columns(run, rows)
+    heads = ["variant"] + [f"{h} [{u}]" if u else h for h, _, u, _, _ in used] + ["budgets"]
     lines += ["", "## Variants", "", "| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
     for r in rows:
         cells = [_cell(h, n, s, f, latest[r["variant"]]) for h, n, _, s, f in used]
@@ -407,7 +413,7 @@ def history_page(df: pd.DataFrame, runs: pd.DataFrame, drift: DriftReport, steps
                  f"reference: median of {len(drift.reference_runs)} earlier complete run(s) (window {window}); "
                  f"{len(drift.skipped_partial)} partial run(s) shown but not compared</p>")
     parts.append("<section id='regressions'><h2>Drift beyond tolerance (worst first)</h2>")
-    parts.append(_li([d.describe() + ("  [missed night-to-night]" if d.last_ok else "") for d in bad], "worst bad")
+    parts.append(_li([d.describe() for d in bad], "worst bad")
                  if bad else "<p class='ok'>none</p>")
     parts.append("</section><section id='steps'><h2>Step changes</h2>")
     parts.append(_li([s.describe() for s in steps]) if steps else "<p class='muted'>none</p>")

@@ -94,7 +94,9 @@ def draw_metric(df: pd.DataFrame, runs: pd.DataFrame, metric: str, out_dir: Path
     png = out_dir / f"history_{_safe(metric)}.png"
     svg = out_dir / f"history_{_safe(metric)}.svg"
     fig.savefig(png, dpi=110)
-    fig.savefig(svg)
+    # text stays text (searchable, smaller); a per-figure salt keeps ids unique when pages inline several SVGs
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": f"kws-{metric}"}):
+        fig.savefig(svg)
     plt.close(fig)
     if hover:
         text = svg.read_text()
