@@ -40,7 +40,7 @@ def _rows(run: Run) -> list[tuple[str, str, Row, dict[str, Row]]]:
     out = []
     for variant, metrics in sorted(run.latest().items(), key=lambda kv: variant_order(kv[0])):
         for metric, r in metrics.items():
-            if metric in _BOUND_NAMES or not math.isfinite(r.value):
+            if metric in _BOUND_NAMES or metric.startswith("regression_") or not math.isfinite(r.value):
                 continue
             out.append((variant, metric, r, metrics))
     return out

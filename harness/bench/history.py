@@ -27,6 +27,7 @@ COLUMNS = ["run", "time", "sha", "dirty", "partial", "partial_reason", "variant"
            "unit", "limit", "passed", "board"]
 
 DEFAULT_WINDOW = 7  # a week of nights
+DERIVED = ("regression_",)  # rows a run derives from its baseline (--baseline): comparisons, not measurements
 
 
 def run_time(run: Run) -> pd.Timestamp:
@@ -124,7 +125,7 @@ def load_history(root: str | Path | None = None, since: str | None = None,
             if not _match(variant, variants):
                 continue
             for metric, r in rows.items():
-                if not _match(metric, metrics):
+                if metric.startswith(DERIVED) or not _match(metric, metrics):
                     continue
                 records.append({
                     "run": path.name, "time": t, "sha": git.get("sha", path.name.split("-", 1)[-1]),
