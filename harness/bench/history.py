@@ -35,8 +35,8 @@ def run_time(run: Run) -> pd.Timestamp:
     started = run.metadata.get("started")
     if started:
         try:
-            return pd.Timestamp(started).tz_convert("UTC") if pd.Timestamp(started).tzinfo else \
-                pd.Timestamp(started).tz_localize("UTC")
+            ts = pd.Timestamp(started)
+            return ts.tz_convert("UTC") if ts.tzinfo else ts.tz_localize("UTC")
         except (ValueError, TypeError):
             pass
     stamp = run.path.name.split("-")[0]

@@ -53,7 +53,8 @@ h1{font-size:1.3em;margin:.2em 0}h2{font-size:1.1em;margin:1.2em 0 .3em;border-b
 .counts{margin:.4em 0 .8em;color:#444}
 .scroll{overflow-x:auto;-webkit-overflow-scrolling:touch}
 table{border-collapse:collapse;font-size:.9em}td,th{padding:3px 8px;text-align:right;white-space:nowrap}
-td:first-child,th:first-child{text-align:left}tr:nth-child(even){background:#f5f5f5}
+td:first-child,th:first-child{text-align:left;position:sticky;left:0;background:#fff}
+tr:nth-child(even),tr:nth-child(even) td:first-child{background:#f5f5f5}th:first-child{background:#eee;z-index:1}
 th{background:#eee;position:sticky;top:0}th.sortable{cursor:pointer;user-select:none}
 th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
 td.fail{background:#fdd;color:#900;font-weight:600}td.pass{color:#1a7f37;font-weight:600}
