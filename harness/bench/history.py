@@ -106,16 +106,22 @@ def load_history(root: str | Path | None = None, since: str | None = None,
     """One row per (run, variant, metric): the latest value of each pair in each run, oldest run first.
 
     ``variants`` / ``metrics`` are names or glob patterns; ``since`` a date. A results folder with
-    no runs, or filters that leave nothing, is an error naming what was looked for."""
+    no runs, or filters that leave nothing, is an error naming what was looked for; a run folder that
+    cannot be read is left out and listed in ``df.attrs["skipped"]``."""
     start = _parse_since(since)
     paths = list_runs(root)
     where = Path(root).expanduser() if root is not None else "results/"
     if not paths:
         raise HarnessError(f"no runs found under {where} (expected {where}/runs/<time>-<sha>/measurements.csv)")
     records: list[dict[str, Any]] = []
+    skipped: list[str] = []
     for path in paths:
-        run = load_run(path)
-        t = run_time(run)
+        try:
+            run = load_run(path)
+            t = run_time(run)
+        except HarnessError as exc:  # one unreadable night must not hide all the others
+            skipped.append(f"{path.name}: {exc}")
+            continue
         if start is not None and t < start:
             continue
         git = run.metadata.get("git", {})
@@ -143,7 +149,9 @@ def load_history(root: str | Path | None = None, since: str | None = None,
             what.append(f"metrics {','.join(metrics)}")
         raise HarnessError(f"no measurements under {where}" + (f" match {'; '.join(what)}" if what else ""))
     df = pd.DataFrame.from_records(records, columns=COLUMNS)
-    return df.sort_values(["time", "run", "variant", "metric"], kind="stable").reset_index(drop=True)
+    df = df.sort_values(["time", "run", "variant", "metric"], kind="stable").reset_index(drop=True)
+    df.attrs["skipped"] = skipped  # runs that could not be read, with why
+    return df
 
 
 def runs_table(df: pd.DataFrame) -> pd.DataFrame:

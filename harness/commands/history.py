@@ -89,11 +89,14 @@ def run_history(args: argparse.Namespace) -> int:
     df.to_csv(csv_path, index=False)
     if args.json:
         print(json.dumps({"runs": json.loads(runs.to_json(orient="records", date_format="iso")),
+                          "skipped": df.attrs.get("skipped", []),
                           "drift": drift.to_json(), "steps": [s.__dict__ for s in steps],
                           "written": [str(page), str(csv_path)] + [str(p) for pair in figures.values() for p in pair]},
                          indent=2, default=str))
     else:
         print(f"{len(runs)} run(s), {int(runs['partial'].sum())} partial, {len(df)} values")
+        for line in df.attrs.get("skipped", []):
+            print(f"skipped {line}")
         for line in drift.lines():
             print(line)
         for s in steps:

@@ -44,29 +44,31 @@ def draw_metric(df: pd.DataFrame, runs: pd.DataFrame, metric: str, out_dir: Path
     fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(order) + 2), 4.0))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     hover: dict[str, str] = {}
-    bad = {(d.variant, d.metric) for d in drift.regressions} if drift else set()
-    for i, (variant, s) in enumerate(sub.groupby("variant", sort=True)):
+    bad = {(d.variant, d.metric, d.unit) for d in drift.regressions} if drift else set()
+    several_units = len(set(sub["unit"])) > 1  # e.g. instructions (emulated) and cycles (a real board)
+    for i, ((variant, unit), s) in enumerate(sub.groupby(["variant", "unit"], sort=True)):
         color = colors[i % len(colors)]
+        label = f"{variant} ({unit or '-'})" if several_units else variant
         s = s.assign(x=s["run"].map(order)).sort_values("x")
         full = s[~s["partial"]]
-        ax.plot(full["x"], full["value"], "-o", color=color, label=variant, markersize=4, zorder=3)
+        ax.plot(full["x"], full["value"], "-o", color=color, label=label, markersize=4, zorder=3)
         part = s[s["partial"]]
         if not part.empty:
             ax.plot(part["x"], part["value"], "x", color="grey", markersize=7, zorder=2,
                     label=None if i else "partial run (not compared)")
         if drift is not None and drift.reference_runs:
-            ref = [d for d in drift.drifts if d.variant == variant and d.metric == metric]
+            ref = [d for d in drift.drifts if d.variant == variant and d.metric == metric and d.unit == unit]
             if ref and kind in ("growth", "drop"):
                 r = ref[0].reference
                 lo, hi = (r - tol, r) if kind == "drop" else (r, r * (1 + tol) if r >= 0 else r * (1 - tol))
                 ax.axhspan(lo, hi, color=color, alpha=0.12, zorder=1)
                 ax.axhline(r, color=color, lw=0.8, ls=":", zorder=1)
-        if (variant, metric) in bad and not full.empty:
+        if (variant, metric, unit) in bad and not full.empty:
             last = full.iloc[-1]
             ax.plot([last["x"]], [last["value"]], "o", ms=13, mfc="none", mec="red", mew=2, zorder=4)
         if len(sub) <= MAX_HOVER_POINTS:
             for rec in s.itertuples(index=False):
-                gid = f"pt-{_safe(variant)}-{order[rec.run]}"
+                gid = f"pt-{_safe(variant)}-{_safe(unit)}-{order[rec.run]}"
                 (pt,) = ax.plot([rec.x], [rec.value], "o", ms=8, alpha=0.0, zorder=5)
                 pt.set_gid(gid)
                 hover[gid] = (f"{variant} {metric} = {rec.value:.6g} {rec.unit}\nrun {rec.run}\n"
