@@ -39,6 +39,8 @@ def bigger_is_better(metric: str) -> bool:
 def _rows(run: Run) -> list[tuple[str, str, Row, dict[str, Row]]]:
     out = []
     for variant, metrics in sorted(run.latest().items(), key=lambda kv: variant_order(kv[0])):
+        if variant == "finding":  # the paper's findings (pseudo-variant): verdicts, not metrics
+            continue
         for metric, r in metrics.items():
             if metric in _BOUND_NAMES or metric.startswith("regression_") or not math.isfinite(r.value):
                 continue

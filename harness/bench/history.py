@@ -62,7 +62,12 @@ def partial_reason(run: Run) -> str:
 
     A run is partial when its metadata says so (``partial``), when pytest never reached the end of
     the session (no ``finished``: a crash or a kill), or when it ended interrupted (exit status 2),
-    with an internal error (3) or a usage error (4). Failed tests (1) are a complete run."""
+    with an internal error (3) or a usage error (4). Failed tests (1) are a complete run. Where the
+    results store knows a run's status itself (``Run.status()``), that answer is used."""
+    status_of = getattr(run, "status", None)
+    if callable(status_of):
+        partial, why = status_of()
+        return (why or "partial") if partial else ""
     meta = run.metadata
     mark = meta.get("partial")
     if mark:

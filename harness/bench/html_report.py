@@ -157,7 +157,12 @@ def _diff_text(d: Diff) -> str:
 
 
 def findings(run: Run) -> list[tuple[str, bool | None, str]]:
-    """(finding, reproduced?, detail) from ``finding_*`` rows (1 = reproduced) or metadata ``findings``."""
+    """(finding, reproduced?, detail): from ``report.findings_rows`` where the report has it, else from
+    ``finding_*`` rows (1 = reproduced) or metadata ``findings``."""
+    rows_of = getattr(report, "findings_rows", None)
+    if callable(rows_of):
+        return [(f["finding"] + (" (REGRESSION)" if f.get("status") == "REGRESSION" else ""),
+                 bool(f.get("reproduced")), str(f.get("detail", ""))) for f in rows_of(run)]
     out: list[tuple[str, bool | None, str]] = []
     meta = run.metadata.get("findings")
     if isinstance(meta, dict):
@@ -183,6 +188,9 @@ def answer(run: Run, comparison: Comparison | None = None, drift: DriftReport | 
     drifts = drift.regressions if drift is not None and drift.newest == run.path.name else []
     reason = partial_reason(run)
     bad = bool(failed or regress or drifts or any(r["verdict"] == "FAIL" for r in rows))
+    verdict_of = getattr(report, "run_verdict", None)  # the report's own run verdict, where it has one
+    if callable(verdict_of):
+        bad = bad or verdict_of(run, rows)["verdict"] == "FAIL"
     verdict = "FAIL" if bad else ("PARTIAL" if reason else "PASS")
     note = ""
     if drift is not None:
@@ -200,7 +208,9 @@ def answer(run: Run, comparison: Comparison | None = None, drift: DriftReport | 
                   note, findings(run))
 
 
-def _cell(header: str, names: tuple[str, ...], scale: float, fmt: str, metrics: dict[str, Row]) -> tuple[str, Any, str]:
+def _cell(header: str, names: tuple[str, ...], scale: float, fmt: str, metrics: dict[str, Row],
+          not_measured: dict[str, str] | None = None) -> tuple[str, Any, str]:
+    """(text, sort value, css class) of one cell; a budgeted metric that was never measured fails."""
     for name in names:
         estimate = name.startswith("~")
         r = metrics.get(name.lstrip("~"))
@@ -210,6 +220,8 @@ def _cell(header: str, names: tuple[str, ...], scale: float, fmt: str, metrics: 
         if header == "exact":
             return ("yes" if r.value else "NO", r.value, cls or ("" if r.value else "fail"))
         return (("~" if estimate else "") + fmt.format(r.value * scale), r.value, cls)
+    if any(n.lstrip("~") in (not_measured or {}) for n in names):
+        return ("not measured", None, "fail")
     return ("", None, "")
 
 
@@ -218,8 +230,8 @@ def _columns(run: Run, rows: list[dict[str, Any]]) -> list[tuple[str, tuple[str,
     latest = run.latest()
     used = []
     for header, names, unit, scale, fmt in TABLE:
-        present = [latest[r["variant"]][n.lstrip("~")] for r in rows for n in names
-                   if n.lstrip("~") in latest[r["variant"]]]
+        present = [latest.get(r["variant"], {})[n.lstrip("~")] for r in rows for n in names
+                   if n.lstrip("~") in latest.get(r["variant"], {})]
         if not present:
             continue
         if unit is None:
@@ -237,10 +249,10 @@ def table_html(run: Run) -> str:
     headers = ["variant"] + [f"{h} [{u}]" if u else h for h, _, u, _, _ in used] + ["budgets"]
     body = []
     for r in rows:
-        metrics = latest[r["variant"]]
+        metrics = latest.get(r["variant"], {})
         cells: list[tuple[str, Any, str]] = [(r["variant"], None, "")]
         for header, names, _, scale, fmt in used:
-            cells.append(_cell(header, names, scale, fmt, metrics))
+            cells.append(_cell(header, names, scale, fmt, metrics, r.get("not_measured")))
         ok = r["checked"] - len(r["failed"])
         text = r["verdict"] + (f" {ok}/{r['checked']}" if r["checked"] else "")
         cells.append((text, r["verdict"], {"FAIL": "fail", "PASS": "pass"}.get(r["verdict"], "")))
@@ -361,7 +373,7 @@ def render_markdown(run: Run, ans: Answer) -> str:
     heads = ["variant"] + [f"{h} [{u}]" if u else h for h, _, u, _, _ in used] + ["budgets"]
     lines += ["", "## Variants", "", "| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
     for r in rows:
-        cells = [_cell(h, n, s, f, latest[r["variant"]]) for h, n, _, s, f in used]
+        cells = [_cell(h, n, s, f, latest.get(r["variant"], {}), r.get("not_measured")) for h, n, _, s, f in used]
         text = [f"**{t}**" if cls == "fail" and t else t for t, _, cls in cells]
         lines.append("| " + " | ".join([r["variant"], *text, r["verdict"]]) + " |")
     return "\n".join(lines) + "\n"
