@@ -23,7 +23,7 @@ def test_table_has_every_run_and_marks_the_partial_one(nights) -> None:
     assert runs["run"].tolist() == sorted([p.name for p in nights.runs] + [nights.partial.name])
     part = runs[runs["partial"]]
     assert part["run"].tolist() == [nights.partial.name]
-    assert "no end of session" in part["partial_reason"].iloc[0]
+    assert "did not finish" in part["partial_reason"].iloc[0]
     assert set(df["variant"]) == {"fp32"}
     assert {"flash", "device_network", "device_accuracy", "exact"} <= set(df["metric"])
     assert set(df["board"]) == {"emu_m4 0.1.0"}  # from the HELLO the board sent

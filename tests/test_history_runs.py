@@ -29,10 +29,13 @@ def test_partial_rules(tmp_path: Path) -> None:
     done = results.load_run(_night(tmp_path, 1, 100))
     assert history.partial_reason(done) == ""
     assert history.partial_reason(results.load_run(_night(tmp_path, 2, 100, exitstatus=1))) == ""  # failed tests
-    assert history.partial_reason(results.load_run(_night(tmp_path, 3, 100, exitstatus=2))) == "interrupted"
-    assert "no end of session" in history.partial_reason(results.load_run(_night(tmp_path, 4, 100, finished=None)))
-    assert history.partial_reason(results.load_run(_night(tmp_path, 5, 100, partial="3 of 37 variants"))) \
-        == "3 of 37 variants"
+    assert "exit status 2" in history.partial_reason(results.load_run(_night(tmp_path, 3, 100, exitstatus=2)))
+    assert "did not finish" in history.partial_reason(results.load_run(_night(tmp_path, 4, 100, finished=None)))
+    assert "stopped early" in history.partial_reason(results.load_run(_night(tmp_path, 5, 100, stopped_early="-x")))
+    # rows without metadata (imported) are not judged
+    bare = tmp_path / "bare"
+    results.write_rows(bare, [results.Row("fp32", "flash", 1.0, "B")])
+    assert history.partial_reason(results.load_run(bare)) == ""
 
 
 def test_window_median_and_unreadable_runs(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

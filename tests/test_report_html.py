@@ -63,13 +63,14 @@ def test_pass_partial_and_regressions_worst_first(tmp_path: Path) -> None:
     # +14.6 % of a 5 % tolerance before -0.02 of 0.01 before +6.7 % of 5 %
     assert [r.split(":")[0] for r in ans.regressions] == ["fp32 device_network", "fp32 accuracy",
                                                           "ptq-sym-8 device_network"]
-    partial = _run(tmp_path / "runs" / "20261107T021700Z-abc1234", ok, partial="interrupted by SIGTERM")
-    ans = html_report.answer(partial)
-    assert ans.verdict == "PARTIAL" and ans.partial == "interrupted by SIGTERM"
-    # a run without 'finished' (a crash) is partial too; its drift is not checked
-    meta = partial.metadata
-    assert history.partial_reason(results.Run(partial.path, partial.rows, {k: v for k, v in meta.items()
-                                                                           if k not in ("finished", "partial")}))
+    partial = _run(tmp_path / "runs" / "20261107T021700Z-abc1234", ok)
+    (partial.path / "metadata.json").write_text(
+        (partial.path / "metadata.json").read_text().replace('"exitstatus": 0', '"exitstatus": 2'))
+    partial = results.load_run(partial.path)
+    ans = html_report.answer(partial, drift=history.drift_check(history.load_history(tmp_path)))
+    assert ans.verdict == "PARTIAL" and "exit status 2" in ans.partial
+    assert ans.drift_note.startswith("drift: not checked")  # a partial run is never the newest compared
+    assert "verdict: PARTIAL (partial run: ended with exit status 2" in ans.lines()[0]
 
 
 def test_html_is_self_contained_sortable_and_highlights_failures(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ step at a time, so a slow drift of 1 % per night never trips a 2 % or 5 % tolera
 complete run is compared with the *median of the last N complete runs* with the same ``[regression]``
 tolerances, which catches such drifts while one noisy night cannot move the reference.
 
-Partial runs (interrupted, crashed, or marked ``partial`` in their metadata) stay in the table with
+Partial runs (interrupted, crashed, stopped early) stay in the table with
 ``partial=True`` so they can be drawn as such, but never serve as the newest run or the reference.
 """
 
@@ -60,23 +60,26 @@ def board_of(run: Run) -> str:
 def partial_reason(run: Run) -> str:
     """Why a run counts as partial ('' for a complete one).
 
-    A run is partial when its metadata says so (``partial``), when pytest never reached the end of
-    the session (no ``finished``: a crash or a kill), or when it ended interrupted (exit status 2),
-    with an internal error (3) or a usage error (4). Failed tests (1) are a complete run. Where the
-    results store knows a run's status itself (``Run.status()``), that answer is used."""
+    Where the results store judges a run itself (``Run.status()``), its answer is used. Otherwise the
+    same rule from metadata.json: a run that started but never recorded ``finished`` (killed, crashed,
+    still running), or ended with an exit status other than 0 or 1 (interrupted, internal error, usage
+    error), or stopped early, is partial. Failed tests (1) are a complete run; rows without metadata
+    are not judged."""
     status_of = getattr(run, "status", None)
     if callable(status_of):
         partial, why = status_of()
         return (why or "partial") if partial else ""
     meta = run.metadata
-    mark = meta.get("partial")
-    if mark:
-        return mark if isinstance(mark, str) else "marked partial"
+    if not meta or "started" not in meta:
+        return ""
     if "finished" not in meta:
-        return "no end of session recorded (crashed, killed or still running)"
-    status = meta.get("exitstatus")
-    if status in (2, 3, 4):
-        return {2: "interrupted", 3: "internal error", 4: "usage error"}[status]
+        return "did not finish (no 'finished' in metadata.json: killed, crashed or still running)"
+    code = meta.get("exitstatus")
+    if isinstance(code, int) and code not in (0, 1):
+        meaning = {2: "interrupted", 3: "internal error", 4: "usage error", 5: "no tests collected"}
+        return f"ended with exit status {code}: {meaning.get(code, 'abnormal end')}"
+    if meta.get("stopped_early"):
+        return f"stopped early ({meta['stopped_early']}): not every selected test ran"
     return ""
 
 
