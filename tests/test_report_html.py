@@ -95,7 +95,9 @@ def test_html_is_self_contained_sortable_and_highlights_failures(tmp_path: Path)
 
 
 def test_findings_from_rows(tmp_path: Path) -> None:
-    run = _run(tmp_path / "r", ROWS + [("all", "finding_qat_beats_ptq", 1.0, "bool"),
-                                       ("all", "finding_prune_cliff", 0.0, "bool")])
+    run = _run(tmp_path / "r", ROWS + [("finding", "qat_beats_ptq", 1.0, "bool"),
+                                       ("finding", "prune_cliff", 0.0, "bool")])
     names = {(n, ok) for n, ok, _ in html_report.findings(run)}
     assert names == {("qat_beats_ptq", True), ("prune_cliff", False)}
+    md = html_report.render_markdown(run, html_report.answer(run))
+    assert "- reproduced: qat_beats_ptq" in md and "- NOT reproduced: prune_cliff" in md

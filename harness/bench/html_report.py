@@ -158,24 +158,12 @@ def _diff_text(d: Diff) -> str:
 
 def findings(run: Run) -> list[tuple[str, bool | None, str]]:
     """(finding, reproduced?, detail): from ``report.findings_rows`` where the report has it, else from
-    ``finding_*`` rows (1 = reproduced) or metadata ``findings``."""
+    the rows of the ``finding`` pseudo-variant (metric = the finding's name, 1 = reproduced)."""
     rows_of = getattr(report, "findings_rows", None)
     if callable(rows_of):
         return [(f["finding"] + (" (REGRESSION)" if f.get("status") == "REGRESSION" else ""),
                  bool(f.get("reproduced")), str(f.get("detail", ""))) for f in rows_of(run)]
-    out: list[tuple[str, bool | None, str]] = []
-    meta = run.metadata.get("findings")
-    if isinstance(meta, dict):
-        for name, val in meta.items():
-            ok = val.get("reproduced") if isinstance(val, dict) else val
-            detail = val.get("detail", "") if isinstance(val, dict) else ""
-            out.append((name, None if ok is None else bool(ok), str(detail)))
-    for variant, metrics in run.latest().items():
-        for metric, r in metrics.items():
-            if metric.startswith("finding_"):
-                out.append((metric[len("finding_"):] + ("" if variant in ("", "-", "all") else f" ({variant})"),
-                            bool(r.value), r.test_id))
-    return out
+    return [(name, bool(r.value), "") for name, r in sorted(run.latest().get("finding", {}).items())]
 
 
 def answer(run: Run, comparison: Comparison | None = None, drift: DriftReport | None = None) -> Answer:
