@@ -101,3 +101,14 @@ def test_findings_from_rows(tmp_path: Path) -> None:
     assert names == {("qat_beats_ptq", True), ("prune_cliff", False)}
     md = html_report.render_markdown(run, html_report.answer(run))
     assert "- reproduced: qat_beats_ptq" in md and "- NOT reproduced: prune_cliff" in md
+
+
+def test_long_lists_fold_after_the_worst_few(tmp_path: Path) -> None:
+    rows = [(f"qat-sym-{b}-x{i}", "accuracy", 0.5 + i / 100, "", 0.85, False) for b in (2, 4) for i in range(5)]
+    run = _run(tmp_path / "r", rows)
+    ans = html_report.answer(run)
+    assert ans.failed_checks == 10
+    out = html_report.render_html(run, ans)
+    section = out[out.index("id='failed-budgets'"):out.index("id='findings'")]
+    assert section.count("<li>") == 10 and "<details><summary>5 more</summary>" in section
+    assert section.index("<details>") > section.index("<li>")  # the first five stay visible

@@ -287,9 +287,18 @@ def metadata_items(run: Run) -> list[tuple[str, str]]:
     return items
 
 
-def _li(items: list[str], cls: str = "") -> str:
+FIRST_SCREEN_ITEMS = 5  # the worst few stay on the first screen; the rest fold away
+
+
+def _li(items: list[str], cls: str = "", keep: int | None = None) -> str:
+    """A list; past ``keep`` items the rest go into a <details> (the first screen stays short on a phone)."""
     c = f" class='{cls}'" if cls else ""
-    return f"<ul{c}>" + "".join(f"<li>{esc(i)}</li>" for i in items) + "</ul>"
+    shown, rest = (items, []) if keep is None else (items[:keep], items[keep:])
+    out = f"<ul{c}>" + "".join(f"<li>{esc(i)}</li>" for i in shown) + "</ul>"
+    if rest:
+        out += (f"<details><summary>{len(rest)} more</summary><ul{c}>"
+                + "".join(f"<li>{esc(i)}</li>" for i in rest) + "</ul></details>")
+    return out
 
 
 def render_html(run: Run, ans: Answer, figures: list[Path] | None = None) -> str:
@@ -307,13 +316,13 @@ def render_html(run: Run, ans: Answer, figures: list[Path] | None = None) -> str
     else:
         parts.append("<p class='muted'>no baseline run to compare with</p>")
     if ans.regressions:
-        parts.append(_li(ans.regressions, "worst bad"))
+        parts.append(_li(ans.regressions, "worst bad", FIRST_SCREEN_ITEMS))
     if ans.drift_note:
         parts.append(f"<p>{esc(ans.drift_note)}</p>")
     if ans.drift:
-        parts.append(_li(ans.drift, "worst bad"))
+        parts.append(_li(ans.drift, "worst bad", FIRST_SCREEN_ITEMS))
     parts.append("</section><section id='failed-budgets'><h2>Failed budgets</h2>")
-    parts.append(_li(ans.failed_budgets, "bad") if ans.failed_budgets else "<p class='ok'>none</p>")
+    parts.append(_li(ans.failed_budgets, "bad", FIRST_SCREEN_ITEMS) if ans.failed_budgets else "<p class='ok'>none</p>")
     parts.append("</section><section id='findings'><h2>Findings</h2>")
     if ans.findings:
         parts.append(_li([f"{'reproduced' if ok else ('NOT reproduced' if ok is False else 'not checked')}: {n}"
@@ -414,7 +423,7 @@ def history_page(df: pd.DataFrame, runs: pd.DataFrame, drift: DriftReport, steps
                  f"reference: median of {len(drift.reference_runs)} earlier complete run(s) (window {window}); "
                  f"{len(drift.skipped_partial)} partial run(s) shown but not compared</p>")
     parts.append("<section id='regressions'><h2>Drift beyond tolerance (worst first)</h2>")
-    parts.append(_li([d.describe() for d in bad], "worst bad")
+    parts.append(_li([d.describe() for d in bad], "worst bad", FIRST_SCREEN_ITEMS)
                  if bad else "<p class='ok'>none</p>")
     parts.append("</section><section id='steps'><h2>Step changes</h2>")
     parts.append(_li([s.describe() for s in steps]) if steps else "<p class='muted'>none</p>")
