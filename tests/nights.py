@@ -1,7 +1,8 @@
 """Five synthetic nights in a results folder, for the history, report and browser tests.
 
 Two nights are real suite runs on the emulated board (fp32 only, the small synthetic set, the
-budgets and device-memory/time/accuracy tests; about a minute each on the 2-core machines):
+budgets and device-memory/time/accuracy tests; both together took 36 s on a warm cache on the
+2-core development machine, 3 min when it was busy; a cold cache adds the small set's baseline):
 
 - night 1: budgets.toml as it is, ``--device-samples 8``;
 - night 2: a budgets file with ``device_network_max`` lowered from 8M to 4M and ``--device-samples 16``
