@@ -87,3 +87,24 @@ def test_since_and_filters(tmp_path: Path) -> None:
         history.load_history(tmp_path, since="2027-01-01")
     assert json.loads(json.dumps(history.drift_check(history.load_history(tmp_path)).to_json()))["newest"] \
         == "20261103T021700Z-abc0003"
+
+
+def test_many_variants_make_small_multiples(tmp_path: Path) -> None:
+    ids = ["fp32"] + [f"{m}-{s}-{b}" for m in ("ptq", "qat") for s in ("sym", "asym") for b in (2, 4, 8)]
+    for day in (1, 2):
+        store = results.RunStore(tmp_path / "runs" / f"202611{day:02d}T021700Z-abc")
+        for i, v in enumerate(ids):
+            store.record(v, "accuracy", 0.5 + i / 100)
+        store.write_metadata(started=f"2026-11-{day:02d}T02:17:00Z", finished=f"2026-11-{day:02d}T02:40:00Z",
+                             exitstatus=0)
+    from harness.figures import history as fig
+
+    df = history.load_history(tmp_path)
+    assert len(ids) > fig.MAX_LINES
+    _, svg = fig.draw_metric(df, history.runs_table(df), "accuracy", tmp_path / "f", None, [])
+    text = svg.read_text()
+    for panel in ("fp32", "ptq-sym-*", "ptq-asym-*", "qat-sym-*", "qat-asym-*"):
+        assert f">{panel}<" in text, panel  # one titled panel per family
+    small = df[df["variant"].isin(ids[:3])]
+    _, svg = fig.draw_metric(small, history.runs_table(small), "accuracy", tmp_path / "g", None, [])
+    assert ">ptq-sym-*<" not in svg.read_text()  # a few variants share one panel
