@@ -109,5 +109,8 @@ def add_junit_properties(run: Run, junit: Path, out: Path | None = None) -> Path
         if r.unit:
             props.append(ET.Element("property", name=f"kws.{variant}.{metric}.unit", value=r.unit))
     target = Path(out) if out is not None else junit
-    tree.write(target, encoding="utf-8", xml_declaration=True)
+    try:
+        tree.write(target, encoding="utf-8", xml_declaration=True)
+    except OSError as exc:
+        raise HarnessError(f"cannot write {target}: {exc.strerror or exc}") from None
     return target

@@ -122,7 +122,10 @@ def run_export(args: argparse.Namespace) -> int:
     if args.out:
         from harness.cache import atomic_write_text
 
-        atomic_write_text(Path(args.out), text).chmod(0o644)
+        try:
+            atomic_write_text(Path(args.out), text).chmod(0o644)
+        except OSError as exc:
+            raise HarnessError(f"--out {args.out}: cannot write it ({exc.strerror or exc})") from None
     else:
         sys.stdout.write(text)
     return 0
