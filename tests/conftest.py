@@ -25,3 +25,12 @@ def small_splits(small_dataset: Path):
     from harness.data import dataset
 
     return dataset.load_splits(small_dataset)
+
+
+@pytest.fixture(scope="session")
+def nights(tmp_path_factory: pytest.TempPathFactory, small_dataset: Path):
+    """Five nights in a results folder: two real suite runs on the emulated board, three derived
+    copies with an injected 1 %/night drift and a step, and one partial run (tests/nights.py)."""
+    from nights import make_nights
+
+    return make_nights(tmp_path_factory.mktemp("nights"), small_dataset)

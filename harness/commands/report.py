@@ -53,22 +53,48 @@ def _tolerances(path: str | None) -> dict[str, float]:
     return budgets.load(p).regression
 
 
+def _context(run, cmp, tol: dict[str, float], notes: list[str]):
+    """What the report compares with: --baseline, else the run before this one (shown, not counted in
+    the exit code), and the drift check over the runs beside it (harness.bench.history)."""
+    from harness.bench import compare, history, results
+    from harness.errors import HarnessError
+
+    if cmp is None:
+        try:
+            base = history.previous_complete(run.path)
+            if base is not None:
+                cmp = compare.compare_runs(results.load_run(base), run, tol, variants=run.variants)
+        except HarnessError as exc:
+            notes.append(f"no comparison with the previous run: {exc}")
+    drift = None
+    try:
+        newest = None if history.partial_reason(run) else run.path.name  # an older run: its own drift then
+        drift = history.drift_check(history.load_history(run.path.parent), tolerances=tol, newest=newest)
+    except HarnessError as exc:
+        notes.append(f"drift check skipped: {exc}")
+    return cmp, drift
+
+
 def run_report(args: argparse.Namespace) -> int:
-    from harness.bench import report, results
+    from harness.bench import html_report, report, results
     from harness.figures import run as figure_run
 
     run_path = results.resolve_run(args.run_dir)
     run = results.load_run(run_path)
     notes: list[str] = []
-    written = [] if args.no_write else report.write_reports(run, figures=None if args.no_plots else figure_run.draw, notes=notes)
     cmp = None
     if args.baseline:
         from harness.bench import compare
 
         base = results.baseline_run(args.baseline, run_path)
         cmp = compare.compare_runs(results.load_run(base), run, _tolerances(args.budgets))
+    shown, drift = _context(run, cmp, _tolerances(args.budgets), notes)
+    written = [] if args.no_write else html_report.write_reports(
+        run, figures=None if args.no_plots else figure_run.draw, notes=notes, comparison=shown, drift=drift)
+    ans = html_report.answer(run, shown, drift)
     if args.json:
         out = report.to_json(run)
+        out["answer"] = ans.__dict__
         out["written"] = [str(p) for p in written]
         out["notes"] = notes
         if cmp is not None:
@@ -82,6 +108,8 @@ def run_report(args: argparse.Namespace) -> int:
 
             console.print(compare.render(cmp))
             console.print(cmp.summary())
+        for line in ans.lines():
+            console.print(line, soft_wrap=True, highlight=False, markup=False)
         for p in written:
             console.print(f"wrote {p}")
         for n in notes:
