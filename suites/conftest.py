@@ -99,10 +99,12 @@ def tflite_path(variant_id: str, dataset_dir: str | None, variant: Any) -> Path:
 
 @pytest.fixture(scope="session")
 def board_spec(kws: Any) -> Any:
-    """This worker's board as a harness.device.boards.BoardSpec (what and where; nothing opened yet)."""
+    """This worker's board as a harness.device.boards.BoardSpec (what and where). A socket:// board
+    that does not name its kind (``?board=``) is asked once with HELLO, so the right firmware is built."""
     from harness.device import boards
 
-    return _harness_call(f"--device {kws.device}", boards.resolve, kws.device)[0]
+    spec = _harness_call(f"--device {kws.device}", boards.resolve, kws.device)[0]
+    return _harness_call(f"--device {kws.device}", boards.identify, spec)
 
 
 @pytest.fixture(scope="session")
