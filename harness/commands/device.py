@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 import numpy as np
@@ -115,9 +116,14 @@ def run(args: argparse.Namespace) -> int:
             out.update(n=r.n, warmup=r.warmup, total=r.total, min=r.min, max=r.max, mean=r.mean, timer_unit=unit)
             if build is not None and build.generated.get("macs"):
                 out["per_mac"] = r.mean / build.generated["macs"]
+        out["link"] = dict(board.stats)
     if args.json:
         print(json.dumps(out, indent=2, default=str))
         return 0
+    link = out["link"]
+    if link["retries"] or link["reconnects"]:
+        print(f"link: {link['requests']} requests, {link['retries']} sent again, {link['reconnects']} reconnects",
+              file=sys.stderr)
     h = out["hello"]
     print(f"{out['device']}: {h['board']} firmware {h['firmware']} build {h['build_hash']} model {h['model_id']} "
           f"backend {h['backend']}, clock {h['clock_hz']} Hz, timer {h['timer_unit']} ({h['timer_source']})")

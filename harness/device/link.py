@@ -188,12 +188,12 @@ class Board:
         last = "no answer"
         self.stats["requests"] += 1
         while True:
-            if attempts >= max_attempts:
-                tries = f" after {attempts} attempts" if attempts > 1 else ""
-                return self._give_up(f"board stopped answering {name}{tries} ({last})", retry)
-            if attempts and time.monotonic() >= budget_end:
-                return self._give_up(f"board stopped answering {name} after {attempts} attempts in "
-                                     f"{budget_s:g} s ({last})", retry)
+            if attempts >= max_attempts and attempts == 1:
+                return self._give_up(f"board stopped answering {name} ({last})", retry)
+            if attempts >= max_attempts or (attempts and time.monotonic() >= budget_end):
+                spent = time.monotonic() - budget_end + budget_s
+                return self._give_up(f"link gave up on {name} after {attempts} attempts in {spent:.0f} s "
+                                     f"(last: {last})", retry)
             if attempts:
                 self.stats["retries"] += 1
             attempts += 1
@@ -276,8 +276,9 @@ class Board:
             if dec.bad_frames != noise0[1] and not dec.buffered:  # a whole reply failed its CRC: lost
                 return "mangled", None, "reply failed its CRC"
             if noisy and last_rx is not None and now - last_rx >= STALL_S:
-                return "mangled", None, f"reply mangled on the way ({dec.bad_frames - noise0[1]} bad frames, " \
-                                        f"{dec.dropped_bytes - noise0[0]} stray bytes)"
+                return "mangled", None, (f"reply mangled on the way: {dec.bad_frames - noise0[1]} bad frames, "
+                                         f"{dec.dropped_bytes - noise0[0]} stray bytes, {dec.buffered} bytes "
+                                         "of a frame cut short")
             if now >= deadline:
                 if noisy:
                     return "mangled", None, "reply mangled on the way"

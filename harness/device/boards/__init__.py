@@ -78,7 +78,7 @@ def _handshake(url: str, kwargs: dict, verify: bool, attempts: int = 3) -> Itera
             break
         except HarnessError as exc:
             board.close()
-            transient = "stopped answering" in str(exc) or "cannot open" in str(exc) or "does not exist" in str(exc)
+            transient = "stopped answering" in str(exc) or "gave up" in str(exc) or "cannot open" in str(exc) or "does not exist" in str(exc)
             if attempt == attempts - 1 or not transient:
                 raise
             time.sleep(1.0)
