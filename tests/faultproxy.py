@@ -79,7 +79,8 @@ class _Faults:
 class FaultProxy:
     """Loopback proxy in front of ``upstream`` (a socket:// URL on 127.0.0.1) that corrupts bytes."""
 
-    def __init__(self, upstream: str, rate: float = 1e-3, seed: int = 0, kinds: tuple[str, ...] = KINDS):
+    def __init__(self, upstream: str, rate: float = 1e-3, seed: int = 0, kinds: tuple[str, ...] = KINDS,
+                 mute_after: int | None = None):
         if not 0.0 <= rate < 0.5:
             raise ValueError(f"fault proxy: rate {rate} outside [0, 0.5)")
         unknown = set(kinds) - set(KINDS)
@@ -90,6 +91,7 @@ class FaultProxy:
         self.to_host = _Faults(rate, random.Random(f"{seed}-to-host"), tuple(kinds))
         self.clients = 0
         self.muted = False
+        self.mute_after = mute_after  # bytes from the board after which it goes silent (None: never)
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.bind(("127.0.0.1", 0))
         self._listener.listen(1)
@@ -173,6 +175,8 @@ class FaultProxy:
                 data = board.recv(_CHUNK)
                 if not data:
                     return False
+                if self.mute_after is not None and self.to_host.bytes + len(data) > self.mute_after:
+                    self.muted = True
                 if not self.muted:
                     try:
                         client.sendall(self.to_host.apply(data))
@@ -196,6 +200,8 @@ def pytest_addoption(parser: Any) -> None:
     group = parser.getgroup("fault proxy")
     group.addoption("--fault-rate", type=float, default=1e-3, help="byte fault rate of the proxy (default 1e-3)")
     group.addoption("--fault-seed", type=int, default=1, help="seed of the proxy's faults (default 1)")
+    group.addoption("--fault-mute-first", type=int, default=None, metavar="BYTES",
+                    help="the first board started goes silent after sending BYTES (a board that stops answering)")
 
 
 class _ProxiedBoard:
@@ -226,13 +232,15 @@ def pytest_configure(config: Any) -> None:
     """Every emulated board started in this process is reached through a proxy."""
     from harness.device import emulator
 
-    rate, seed = config.getoption("fault_rate"), config.getoption("fault_seed")
+    rate, seed, mute = config.getoption("fault_rate"), config.getoption("fault_seed"), config.getoption("fault_mute_first")
     real_start = emulator.start
     count = iter(range(1 << 30))
 
     def start(elf: Any) -> _ProxiedBoard:
         board = real_start(elf)
-        return _ProxiedBoard(board, FaultProxy(board.url, rate=rate, seed=seed * 1000 + next(count)).start())
+        n = next(count)
+        proxy = FaultProxy(board.url, rate=rate, seed=seed * 1000 + n, mute_after=mute if n == 0 else None)
+        return _ProxiedBoard(board, proxy.start())
 
     emulator.start = start
 
