@@ -99,10 +99,12 @@ def tflite_path(variant_id: str, dataset_dir: str | None, variant: Any) -> Path:
 
 @pytest.fixture(scope="session")
 def board_spec(kws: Any) -> Any:
-    """This worker's board as a harness.device.boards.BoardSpec (what and where; nothing opened yet)."""
+    """This worker's board as a harness.device.boards.BoardSpec (what and where). A socket:// board
+    that does not name its kind (``?board=``) is asked once with HELLO, so the right firmware is built."""
     from harness.device import boards
 
-    return _harness_call(f"--device {kws.device}", boards.resolve, kws.device)[0]
+    spec = _harness_call(f"--device {kws.device}", boards.resolve, kws.device)[0]
+    return _harness_call(f"--device {kws.device}", boards.identify, spec)
 
 
 @pytest.fixture(scope="session")
@@ -123,11 +125,15 @@ def board(variant_id: str, firmware_build: Any, board_spec: Any, kws: Any, resul
     label = board_spec.name if board_spec.kind not in ("emu", "native") else f"{board_spec.kind}-{kws.worker or 'main'}"
     cm = _harness_call(f"board {label}", boards.session, board_spec, firmware_build)
     b = _harness_call(f"board {label} for {variant_id}", cm.__enter__)
+    identity = _identity(b.info, variant_id)
     try:
-        results_store.set_device(label, _identity(b.info, variant_id))
+        results_store.set_device(label, identity)
         yield b
     finally:
-        cm.__exit__(None, None, None)
+        try:
+            results_store.set_device(label, {**identity, "link": _link_stats(label, variant_id, b.stats)})
+        finally:
+            cm.__exit__(None, None, None)
 
 
 def _identity(hello: Any, variant_id: str) -> dict[str, Any]:
@@ -136,6 +142,19 @@ def _identity(hello: Any, variant_id: str) -> dict[str, Any]:
     info = asdict(hello)
     info["last_variant"] = variant_id
     return info
+
+
+_LINK_TOTALS: dict[str, dict[str, Any]] = {}  # board label -> link statistics of this run so far
+
+
+def _link_stats(label: str, variant_id: str, stats: dict[str, int]) -> dict[str, Any]:
+    """How hard the link worked in this run (devices/<label>.json "link"): requests, retries (attempts
+    sent again after a corrupted, lost or unanswered frame), reconnects, totals and per variant."""
+    total = _LINK_TOTALS.setdefault(label, {"requests": 0, "retries": 0, "reconnects": 0, "by_variant": {}})
+    for key in ("requests", "retries", "reconnects"):
+        total[key] += int(stats.get(key, 0))
+    total["by_variant"][variant_id] = {k: int(stats.get(k, 0)) for k in ("requests", "retries", "reconnects")}
+    return total
 
 
 @pytest.fixture(scope="session")

@@ -38,6 +38,7 @@ static int8_t features[KWS_MODEL_INPUT_SIZE];
 static int8_t scores[KWS_MODEL_OUTPUT_SIZE];
 static int16_t audio[AUDIO_SAMPLES];
 static uint32_t audio_len; /* samples received in order since the last chunk at offset 0 */
+static uint32_t last_chunk_offset = UINT32_MAX; /* offset of the last chunk stored (a repeat is re-acknowledged) */
 static int have_features;
 
 static void respond(const kws_frame_t *req, const uint8_t *p, uint16_t n) {
@@ -108,7 +109,9 @@ static void handle_audio_chunk(const kws_frame_t *req) {
   }
   uint32_t offset = kws_get_u16(req->payload);
   uint32_t count = (req->length - 2u) / 2u;
-  if (offset != 0 && offset != audio_len) {
+  /* A repeat of the last chunk (its answer was lost and the host sent it again) is stored again and
+   * acknowledged again: every request stays idempotent. */
+  if (offset != 0 && offset != audio_len && offset != last_chunk_offset) {
     fail(req, KWS_E_BAD_ARGUMENT, "chunk offset out of order");
     return;
   }
@@ -118,6 +121,7 @@ static void handle_audio_chunk(const kws_frame_t *req) {
   }
   for (uint32_t i = 0; i < count; i++) audio[offset + i] = (int16_t)kws_get_u16(req->payload + 2 + 2 * i);
   audio_len = offset + count;
+  last_chunk_offset = offset;
   uint8_t p[4];
   kws_put_u32(p, audio_len);
   respond(req, p, sizeof p);
@@ -193,6 +197,7 @@ static void reset_state(void) {
   memset(features, 0, sizeof features);
   have_features = 0;
   audio_len = 0;
+  last_chunk_offset = UINT32_MAX;
   kws_frontend_reset();
 }
 
@@ -220,7 +225,10 @@ int kws_app_step(void) {
     case KWS_ST_BAD_VERSION:
       fail(&req, KWS_E_BAD_VERSION, "unsupported protocol version");
       return 0;
-    default: /* a frame that stalled mid-way: nothing to answer */
+    case KWS_ST_TIMEOUT: /* stalled mid-way (a lost byte, a client gone): dropped; the parser starts over */
+      fail(&req, KWS_E_TIMEOUT, "frame stalled mid-way");
+      return 0;
+    default:
       return 0;
   }
   switch (req.type) {

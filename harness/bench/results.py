@@ -9,7 +9,8 @@ Layout of a run (``<results>/runs/<UTC time>-<git short sha>/``)::
     measurements.csv          rows written by the main pytest process (or the CLI)
     measurements-gw0.csv      rows of pytest-xdist worker gw0 (one file per process: no interleaving)
     metadata.json             git sha, dirty flag, tool versions, data set, budgets (atomic write)
-    devices/<label>.json      identity of each board used (its HELLO fields), written by its worker
+    devices/<label>.json      identity of each board used (its HELLO fields), written by its worker,
+                              and "link": requests, retries, reconnects (totals and by variant)
 
 CSV columns: variant, metric, value, unit, limit, pass, test_id, timestamp. ``pass`` is
 ``true``/``false`` or empty when no budget applies.

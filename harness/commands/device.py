@@ -1,7 +1,8 @@
 """``python -m harness device hello|infer|bench|serve [--device DEV] [--variant ID] [--json]``.
 
-``serve`` starts an emulated board for a build and prints its ``socket://`` URL until Ctrl-C, so
-another process can use it (``pytest suites/ --device=socket://127.0.0.1:PORT``).
+``serve`` starts an emulated board for a build and prints its ``socket://`` URL (with ``?board=``,
+the firmware it runs) until Ctrl-C, so another process can use it
+(``pytest suites/ --variants ID --device=socket://127.0.0.1:PORT?board=emu_m4``).
 
 Thin layer over boards.session() and link.Board: what the CLI prints is what the tests measure.
 Timings are in the board's timer unit (instructions in QEMU, cycles on the Nano, ns natively).
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 import numpy as np
@@ -68,8 +70,8 @@ def _serve(spec, build) -> int:
     if spec.kind not in ("emu", "native") or build is None:
         raise HarnessError("device serve: needs --device emu or native and a --variant or --tflite")
     with emulator.start(build) as emu:
-        print(f"{emu.url}  ({spec.kind}, build {build.build_hash}, model {build.model_id}); Ctrl-C to stop",
-              flush=True)
+        print(f"{emu.url}?board={build.env}  ({spec.kind}, build {build.build_hash}, model {build.model_id}); "
+              "Ctrl-C to stop", flush=True)
         while emu.alive():
             time.sleep(0.5)
     return 0
@@ -80,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
 
     specs = boards.resolve(args.device)
     spec = specs[0]
+    if args.action != "serve" and (args.variant or args.tflite):
+        spec = boards.identify(spec)  # socket:// without ?board=: which firmware to build, from HELLO
     build = _build_for(args, spec.env)
     if args.action == "serve":
         return _serve(spec, build)
@@ -112,9 +116,14 @@ def run(args: argparse.Namespace) -> int:
             out.update(n=r.n, warmup=r.warmup, total=r.total, min=r.min, max=r.max, mean=r.mean, timer_unit=unit)
             if build is not None and build.generated.get("macs"):
                 out["per_mac"] = r.mean / build.generated["macs"]
+        out["link"] = dict(board.stats)
     if args.json:
         print(json.dumps(out, indent=2, default=str))
         return 0
+    link = out["link"]
+    if link["retries"] or link["reconnects"]:
+        print(f"link: {link['requests']} requests, {link['retries']} sent again, {link['reconnects']} reconnects",
+              file=sys.stderr)
     h = out["hello"]
     print(f"{out['device']}: {h['board']} firmware {h['firmware']} build {h['build_hash']} model {h['model_id']} "
           f"backend {h['backend']}, clock {h['clock_hz']} Hz, timer {h['timer_unit']} ({h['timer_source']})")

@@ -95,11 +95,89 @@ def qemu_command(elf: Path, port: int | None) -> list[str]:
     ]
 
 
+STALL_S = 0.2  # the firmware's KWS_BYTE_TIMEOUT_MS: a frame that stalls this long is dropped
+
+
+class _FrameTracker:
+    """Follows the firmware's frame parser (kws_read_frame) over the bytes relayed to it.
+
+    A semihosting read cannot time out inside the guest, so the relay keeps the firmware's stall
+    rule for it: when a frame stops mid-way (a lost byte, a client that left), ``pad()`` gives the
+    bytes that complete it with a CRC that cannot match; the firmware answers BAD_CRC for it and
+    its parser starts over, exactly as a board whose read times out drops the frame.
+    """
+
+    def __init__(self) -> None:
+        self._prev = 0
+        self._frame = bytearray()  # bytes of the current frame from the magic on (empty: hunting)
+        self._need = 0  # bytes still to come for the current frame once its header is complete
+
+    @property
+    def mid_frame(self) -> bool:
+        return bool(self._frame)
+
+    def feed(self, data: bytes) -> None:
+        from harness.device import protocol as P
+
+        for b in data:
+            if not self._frame:
+                if self._prev == 0xA5 and b == 0x5A:
+                    self._frame = bytearray(P.MAGIC)
+                else:
+                    self._prev = b
+                continue
+            self._frame.append(b)
+            if len(self._frame) == P.HEADER_SIZE:
+                length = int.from_bytes(self._frame[6:8], "little")
+                if length > P.MAX_PAYLOAD:  # BAD_LENGTH at once; the parser hunts again
+                    self._reset()
+                else:
+                    self._need = length + P.CRC_SIZE
+            elif len(self._frame) > P.HEADER_SIZE:
+                self._need -= 1
+                if self._need == 0:
+                    self._reset()
+
+    def _reset(self) -> None:
+        self._frame.clear()
+        self._prev = 0
+        self._need = 0
+
+    def pad(self) -> bytes:
+        """Bytes that end the current frame with a failing CRC (b"" when no frame is open)."""
+        from harness.device import protocol as P
+
+        if not self._frame:
+            return b""
+        frame = bytes(self._frame)
+        out = bytearray()
+        if len(frame) < P.HEADER_SIZE:  # rest of the header as zeros (length 0, or a low byte <= 255)
+            out += bytes(P.HEADER_SIZE - len(frame))
+            frame += bytes(out)
+        length = int.from_bytes(frame[6:8], "little")
+        end_payload = P.HEADER_SIZE + length
+        if len(frame) < end_payload:
+            zeros = bytes(end_payload - len(frame))
+            out += zeros
+            frame += zeros
+        crc = P.crc16(frame[2:end_payload])
+        good = crc.to_bytes(2, "little")
+        got = frame[end_payload:]
+        if not got:
+            out += bytes([good[0] ^ 0xFF, good[1]])
+        else:  # one CRC byte is in already
+            out += bytes([good[1] ^ 0xFF]) if got[0] == good[0] else bytes([good[1]])
+        self.feed(bytes(out))
+        return bytes(out)
+
+
 class _Relay(threading.Thread):
     """Bridges QEMU's stdin/stdout to one TCP client at a time on 127.0.0.1 (the semihost link).
 
     When QEMU ends, the client's socket is closed, so the host link sees the board go away at
-    once instead of waiting for a timeout."""
+    once instead of waiting for a timeout. A frame that stalls for STALL_S, or that a leaving client
+    cut short, is ended by the relay with a failing CRC (_FrameTracker), so the next frame is served.
+    """
 
     def __init__(self, proc: subprocess.Popen):
         super().__init__(daemon=True, name=f"qemu-relay-{proc.pid}")
@@ -109,6 +187,7 @@ class _Relay(threading.Thread):
         self.listener.listen(1)
         self.port = self.listener.getsockname()[1]
         self._stopping = False
+        self._tracker = _FrameTracker()
 
     def stop(self) -> None:
         self._stopping = True
@@ -132,25 +211,54 @@ class _Relay(threading.Thread):
                 with conn:
                     if not self._pump(conn, qin, qout):
                         return
+                pad = self._tracker.pad()  # the client left mid-frame: end that frame now
+                if pad:
+                    os.write(qin, pad)
+                    self._drain(qout)
         except (OSError, ValueError):
             return
         finally:
             self.stop()
 
+    def _drain(self, qout: int) -> None:
+        """Drop the board's answer to a padded frame, so the next client does not get it."""
+        from harness.device import protocol as P
+
+        decoder = P.Decoder()
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([qout], [], [], 0.1)
+            if qout in ready:
+                data = os.read(qout, 65536)
+                if not data or decoder.feed(data):
+                    return
+
     def _pump(self, conn: socket.socket, qin: int, qout: int) -> bool:
         """Copy both ways until the client leaves (True) or QEMU ends (False)."""
+        last_in = time.monotonic()
         while not self._stopping:
-            ready, _, _ = select.select([conn, qout], [], [], 0.5)
+            wait = 0.5
+            if self._tracker.mid_frame:
+                wait = max(0.0, last_in + STALL_S - time.monotonic())
+                if wait == 0.0:
+                    os.write(qin, self._tracker.pad())
+                    wait = 0.5
+            ready, _, _ = select.select([conn, qout], [], [], wait)
             if qout in ready:
                 data = os.read(qout, 65536)
                 if not data:
                     return False
                 conn.sendall(data)
             if conn in ready:
-                data = conn.recv(65536)
+                try:
+                    data = conn.recv(65536)
+                except ConnectionResetError:
+                    data = b""
                 if not data:
                     return True
                 os.write(qin, data)
+                self._tracker.feed(data)
+                last_in = time.monotonic()
         return False
 
 

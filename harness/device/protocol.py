@@ -50,8 +50,10 @@ ERROR_NAMES = {
     6: "BAD_ARGUMENT",
     7: "NO_INPUT",
     8: "MODEL",
+    9: "TIMEOUT",
 }
-E_BAD_CRC, E_BAD_LENGTH, E_UNKNOWN_COMMAND, E_BUSY, E_BAD_VERSION, E_BAD_ARGUMENT, E_NO_INPUT, E_MODEL = range(1, 9)
+E_BAD_CRC, E_BAD_LENGTH, E_UNKNOWN_COMMAND, E_BUSY, E_BAD_VERSION, E_BAD_ARGUMENT, E_NO_INPUT, E_MODEL, E_TIMEOUT = (
+    range(1, 10))
 
 
 def crc16(data: bytes, crc: int = 0xFFFF) -> int:
@@ -104,6 +106,11 @@ class Decoder:
         self._buf = bytearray()
         self.dropped_bytes = 0
         self.bad_frames = 0
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for a frame not yet complete (a reply cut short leaves some here)."""
+        return len(self._buf)
 
     def feed(self, data: bytes) -> list[Frame]:
         self._buf += data

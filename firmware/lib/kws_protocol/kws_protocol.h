@@ -43,6 +43,7 @@ enum kws_error {
   KWS_E_BAD_ARGUMENT = 6,
   KWS_E_NO_INPUT = 7,
   KWS_E_MODEL = 8,
+  KWS_E_TIMEOUT = 9, /* a frame stalled mid-way for KWS_BYTE_TIMEOUT_MS and was dropped */
 };
 
 /* Results of kws_read_frame. */
@@ -51,7 +52,7 @@ enum kws_status {
   KWS_ST_BAD_CRC = -1,
   KWS_ST_BAD_LENGTH = -2,
   KWS_ST_BAD_VERSION = -3,
-  KWS_ST_TIMEOUT = -4, /* frame started but stalled; dropped */
+  KWS_ST_TIMEOUT = -4, /* frame started but stalled; dropped (the next call hunts for a new frame) */
   KWS_ST_CLOSED = -5,  /* the link is gone (native build) */
 };
 

@@ -62,7 +62,7 @@ def _expand_devices(devices: list[str]) -> list[str]:
             specs = boards.resolve(d)
         except HarnessError as exc:
             raise HarnessError(f"--device {d!r} matches nothing: {exc}") from None
-        if d in ("emu", "native"):
+        if d in ("emu", "native") or d.startswith("socket://"):  # socket: keep ?board=
             out.append(d)
         else:
             out += [s.url or d for s in specs]

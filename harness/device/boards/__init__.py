@@ -9,6 +9,7 @@ A new kind of board is one module with a class like SocketLink, added to LINKS.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -23,7 +24,27 @@ from harness.errors import HarnessError
 LINKS: dict[str, type] = {"emu": EmuLink, "native": NativeLink, "serial": SerialLink, "socket": SocketLink}
 
 __all__ = ["ARDUINO_VID", "LINKS", "NANO33BLE_PIDS", "PORT_RETURN_TIMEOUT_S", "BoardSpec", "EmuLink", "NativeLink",
-           "SerialLink", "SocketLink", "claim", "find_nano_boards", "resolve", "session", "wait_for_port"]
+           "SerialLink", "SocketLink", "claim", "find_nano_boards", "identify", "resolve", "session",
+           "wait_for_port"]
+
+
+def identify(spec: BoardSpec, timeout: float | None = None) -> BoardSpec:
+    """``spec`` with its board name filled in from HELLO, for a socket:// board that did not say it
+    (``?board=``): an emulated board served by ``harness device serve`` runs the emu_m4 firmware, a
+    Nano behind a serial server the nano33ble one. Other specs are returned as they are.
+
+    Note: the native build serves a single connection; give its URL with ``?board=native``."""
+    if spec.kind != "socket" or spec.board is not None:
+        return spec
+    from harness.device.link import DEFAULT_TIMEOUT_S, Board
+    from harness.device.boards.spec import ENV_OF_BOARD
+
+    with claim(spec), Board(spec.url, timeout=timeout or DEFAULT_TIMEOUT_S) as board:
+        name = board.hello().board
+    if name not in ENV_OF_BOARD:
+        raise HarnessError(f"device {spec.url}: HELLO names board {name!r}, which is not one of "
+                           f"{', '.join(ENV_OF_BOARD)} (give ?board=NAME)")
+    return dataclasses.replace(spec, board=name, description=f"{spec.description} ({name}, from HELLO)")
 
 
 @contextlib.contextmanager
@@ -57,7 +78,7 @@ def _handshake(url: str, kwargs: dict, verify: bool, attempts: int = 3) -> Itera
             break
         except HarnessError as exc:
             board.close()
-            transient = "stopped answering" in str(exc) or "cannot open" in str(exc) or "does not exist" in str(exc)
+            transient = "stopped answering" in str(exc) or "gave up" in str(exc) or "cannot open" in str(exc) or "does not exist" in str(exc)
             if attempt == attempts - 1 or not transient:
                 raise
             time.sleep(1.0)

@@ -4,8 +4,10 @@
 starts or flashes anything.
 
 ``--device`` values: ``emu`` (default: QEMU mps2-an386), ``native`` (host build), a serial path
-like ``/dev/ttyACM0``, ``socket://host:port`` (a board behind a network serial server), ``auto``
-(every Arduino Nano 33 BLE found by USB vendor/product id), or ``auto:SERIAL`` (one by serial number).
+like ``/dev/ttyACM0``, ``socket://host:port[?board=NAME]`` (a board behind a network serial server,
+or one started by ``python -m harness device serve``; NAME is the board's HELLO name, else HELLO
+tells it: ``boards.identify``), ``auto`` (every Arduino Nano 33 BLE found by USB vendor/product id),
+or ``auto:SERIAL`` (one by serial number).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ ARDUINO_VID = 0x2341
 NANO33BLE_PIDS = {0x805A: "application", 0x005A: "bootloader"}  # Nano 33 BLE and BLE Sense (mbed core)
 KINDS = ("emu", "native", "serial", "socket")
 ENV_OF_KIND = {"emu": "emu_m4", "native": "native"}  # every other kind runs the real board's firmware
+ENV_OF_BOARD = {"emu_m4": "emu_m4", "native": "native", "nano33ble": "nano33ble"}  # HELLO `board` -> env
 
 
 @dataclass(frozen=True)
@@ -31,23 +34,31 @@ class BoardSpec:
         url: serial path or pyserial URL (None for emu/native: known once started).
         serial_number: USB serial number, to find the port again after an upload resets the board.
         description: for tables and messages.
+        board: the firmware's board name (HELLO ``board``: emu_m4, native, nano33ble) where the kind
+            does not say it: a socket:// board, from the URL's ``?board=`` or learnt by ``identify``.
     """
 
     kind: str
     url: str | None = None
     serial_number: str | None = None
     description: str = ""
+    board: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise HarnessError(f"board kind {self.kind!r} is not one of {', '.join(KINDS)}")
         if self.kind in ("serial", "socket") and not self.url:
             raise HarnessError(f"board kind {self.kind} needs a port or URL")
+        if self.board is not None and self.board not in ENV_OF_BOARD:
+            raise HarnessError(f"device {self.url or self.kind}: board={self.board} is not one of "
+                               f"{', '.join(ENV_OF_BOARD)}")
 
     @property
     def env(self) -> str:
-        """The PlatformIO environment whose firmware runs on this board."""
-        return ENV_OF_KIND.get(self.kind, "nano33ble")
+        """The PlatformIO environment whose firmware runs on this board (a real Nano unless told otherwise)."""
+        if self.kind in ENV_OF_KIND:
+            return ENV_OF_KIND[self.kind]
+        return ENV_OF_BOARD[self.board] if self.board else "nano33ble"
 
     @property
     def name(self) -> str:
@@ -74,9 +85,10 @@ def resolve(device: str | None) -> list[BoardSpec]:
     if device == "native":
         return [BoardSpec("native", description="host build of the firmware core")]
     if device.startswith("socket://"):
-        if not re.fullmatch(r"socket://[^:/]+:\d+", device):
-            raise HarnessError(f"device {device}: expected socket://HOST:PORT")
-        return [BoardSpec("socket", device, description="network serial port")]
+        m = re.fullmatch(r"(socket://[^:/?]+:\d+)(?:\?board=([^&=]*))?", device)
+        if not m:
+            raise HarnessError(f"device {device}: expected socket://HOST:PORT or socket://HOST:PORT?board=NAME")
+        return [BoardSpec("socket", m.group(1), description="network serial port", board=m.group(2))]
     if device == "auto" or device.startswith("auto:"):
         boards = find_nano_boards()
         wanted = device.partition(":")[2]
