@@ -40,21 +40,44 @@ def test_compare_flags_drop_and_growth_beyond_tolerance(tmp_path: Path) -> None:
         ("fp32", "host_latency_cpu", 0.25, "ms"),              # +25 %: within 50 %
         ("fp32", "exact", 0.0, "bool"),                        # lost exactness
         ("qat-sym-4", "accuracy", 0.85, ""),                   # -0.05: over
-        ("qat-sym-4", "device_network", 650000, "cycles"),     # other unit: not compared
+        ("qat-sym-4", "device_network", 650000, "cycles"),     # other unit: fails, not comparable
         ("ptq-sym-8", "accuracy", 0.93, ""),                   # not in baseline
     ])
     cmp = compare.compare_runs(base, new, {"size_growth": 0.02, "accuracy_drop": 0.01})
     bad = {(d.variant, d.metric) for d in cmp.regressions}
-    assert bad == {("fp32", "flash"), ("fp32", "exact"), ("qat-sym-4", "accuracy")}
+    assert bad == {("fp32", "flash"), ("fp32", "exact"), ("qat-sym-4", "accuracy"), ("qat-sym-4", "device_network")}
     assert not cmp.ok
     assert cmp.only_in_new == ["ptq-sym-8"]
-    na = [d for d in cmp.diffs if d.ok is None]
-    assert len(na) == 1 and "units differ" in na[0].note
+    units = [d for d in cmp.regressions if "units differ" in d.note]
+    assert len(units) == 1 and "650000 cycles" in units[0].describe()
     s = cmp.summary()
-    assert "3 regression(s)" in s and "not in baseline: ptq-sym-8" in s and "qat-sym-4 accuracy" in s
+    assert "4 regression(s)" in s and "not in baseline: ptq-sym-8" in s and "qat-sym-4 accuracy" in s
     # a looser tolerance lets the same numbers pass
     loose = compare.compare_runs(base, new, {"size_growth": 0.05, "accuracy_drop": 0.1}, variants=["fp32"])
     assert {(d.variant, d.metric) for d in loose.regressions} == {("fp32", "exact")}
+
+
+def test_compare_fails_on_metrics_missing_from_the_new_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = _run(tmp_path / "base", BASE)
+    # the board died: fp32 has no exact, no device_network in the new run
+    new = _run(tmp_path / "new", [r for r in BASE if r[1] not in ("exact", "device_network") or r[0] != "fp32"])
+    cmp = compare.compare_runs(base, new)
+    assert {(d.variant, d.metric) for d in cmp.missing} == {("fp32", "exact"), ("fp32", "device_network")}
+    assert not cmp.ok and "not measured in the new run" in cmp.summary()
+    assert main(["compare", str(tmp_path / "base"), str(tmp_path / "new")]) == 1
+    out = capsys.readouterr()
+    assert "NOT MEASURED" in out.out and "2 not measured in the new run" in out.err
+    assert json.loads(json.dumps(cmp.to_json()))["ok"] is False  # NaN written as null
+
+
+def test_compare_flags_a_finding_that_stopped_reproducing(tmp_path: Path) -> None:
+    results.RunStore(tmp_path / "base").record_finding("qat_beats_ptq[sym]", True, "QAT 0.9 vs PTQ 0.5")
+    results.RunStore(tmp_path / "base").record("fp32", "accuracy", 0.9)
+    results.RunStore(tmp_path / "new").record_finding("qat_beats_ptq[sym]", False, "QAT 0.4 vs PTQ 0.5")
+    results.RunStore(tmp_path / "new").record("fp32", "accuracy", 0.9)
+    cmp = compare.compare_runs(results.load_run(tmp_path / "base"), results.load_run(tmp_path / "new"))
+    assert [(d.variant, d.metric) for d in cmp.regressions] == [("finding", "qat_beats_ptq[sym]")]
+    assert "finding" not in cmp.only_in_new
 
 
 def test_compare_baseline_with_other_variants_is_an_error(tmp_path: Path) -> None:

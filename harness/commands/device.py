@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 import numpy as np
@@ -35,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         a.add_argument("--no-flash", action="store_true", help="real board: do not upload, only check the build hash")
         a.add_argument("--json", action="store_true")
         if name == "infer":
-            a.add_argument("--count", type=int, default=64, help="test samples to send (default 64)")
+            a.add_argument("--count", type=int, default=64,
+                           help="test samples to send (default 64); exit code 1 if any score differs from the reference")
             a.add_argument("--random", action="store_true", help="random features instead of the test split")
         if name == "bench":
             a.add_argument("-n", type=int, default=10, help="timed inferences (default 10)")
@@ -112,9 +114,11 @@ def run(args: argparse.Namespace) -> int:
             out.update(n=r.n, warmup=r.warmup, total=r.total, min=r.min, max=r.max, mean=r.mean, timer_unit=unit)
             if build is not None and build.generated.get("macs"):
                 out["per_mac"] = r.mean / build.generated["macs"]
+    # A board whose scores differ from the reference is a failure, whatever else it printed.
+    mismatch = "identical_to_reference" in out and out["identical_to_reference"] < out["samples"]
     if args.json:
         print(json.dumps(out, indent=2, default=str))
-        return 0
+        return 1 if mismatch else 0
     h = out["hello"]
     print(f"{out['device']}: {h['board']} firmware {h['firmware']} build {h['build_hash']} model {h['model_id']} "
           f"backend {h['backend']}, clock {h['clock_hz']} Hz, timer {h['timer_unit']} ({h['timer_source']})")
@@ -129,4 +133,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.action == "bench":
         print(f"  bench n={out['n']} w={out['warmup']}: mean {out['mean']:.0f} {unit}, min {out['min']}, "
               f"max {out['max']}" + (f", {out['per_mac']:.2f} {unit}/MAC" if "per_mac" in out else ""))
+    if mismatch:
+        print(f"error: {out['samples'] - out['identical_to_reference']}/{out['samples']} inferences differ from the "
+              f"TFLM reference", file=sys.stderr)
+        return 1
     return 0

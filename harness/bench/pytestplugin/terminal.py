@@ -11,6 +11,13 @@ from harness.bench.pytestplugin.state import STASH_STATE, KwsState
 from harness.errors import HarnessError
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remember whether the session stopped before every test ran (-x, --maxfail): such a run is partial."""
+    state = session.config.stash.get(STASH_STATE, None)
+    if state is not None and (session.shouldfail or session.shouldstop):
+        state.stopped_early = str(session.shouldfail or session.shouldstop)
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     """Print the run's table (one row per variant) from what is on disk, all workers included."""
     state = config.stash.get(STASH_STATE, None)
@@ -18,12 +25,15 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     if not (state.run_dir.is_dir() and any(state.run_dir.glob("measurements*.csv"))):
         return
-    from harness.bench.report import failures_text, rich_table
+    from harness.bench.report import _verdict_line, failures_text, findings_table, rich_table, run_verdict
     from harness.bench.results import RunStore, load_run, utc_now
 
     try:
         store = state.store or RunStore(state.run_dir)
-        store.write_metadata(finished=utc_now(), exitstatus=int(exitstatus))
+        end: dict[str, Any] = {"finished": utc_now(), "exitstatus": int(exitstatus)}
+        if state.stopped_early:
+            end["stopped_early"] = state.stopped_early
+        store.write_metadata(**end)
         run = load_run(state.run_dir)
     except HarnessError as exc:
         terminalreporter.write_line(f"kws-harness: {exc}", red=True)
@@ -38,10 +48,14 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     console.print(rich_table(run))
     for line in failures_text(run):
         console.print(f"failed: {line}")
+    found = findings_table(run)
+    if found is not None:
+        console.print(found)
     if state.baseline is not None:
         _baseline_summary(state, run, console)
     for note in state.notes:
-        console.print(f"note: {note}")
+        console.print(f"note: {note}", soft_wrap=True)
+    console.print(_verdict_line(run_verdict(run)), soft_wrap=True)
     console.print(f"results: {state.run_dir}", soft_wrap=True)
     console.print(f"report:  python -m harness report {state.run_dir}", soft_wrap=True)
     terminalreporter.section("kws-harness results", sep="=")
