@@ -146,3 +146,96 @@ def test_report_draws_the_compression_figures_from_the_run(tmp_path: Path) -> No
     written = {p.name for p in report.write_reports(run, figures=figure_run.draw)}
     assert {"fig08_quant_sym.png", "fig10_struct_params.png", "fig12b_struct_mcu.png"} <= written
     assert (run.path / "figures" / "fig12b_struct_mcu.png").stat().st_size > 1000
+
+
+def _planned_run(path: Path, finished: bool = True, exitstatus: int = 1) -> results.Run:
+    """A run as the plugin leaves it when the board died during fp32's device tests: the plan says
+    which test measures which budgeted metric, outcomes.jsonl says how each test ended."""
+    from harness.bench import budgets
+
+    b = budgets.loads('[budget."*"]\naccuracy_min = 0.8\nexact = true\ndevice_accuracy_min = 0.8\n\n'
+                      '[budget."ptq-*-2"]\nreport_only = true\n')
+    store = results.RunStore(path)
+    store.write_metadata(**results.run_metadata(b))
+    dev = "suites/test_device.py::test_device_accuracy_and_exactness"
+    plan = {v: {"accuracy": f"suites/test_host.py::test_accuracy[{v}]", "exact": f"{dev}[{v}]",
+                "device_accuracy": f"{dev}[{v}]"} for v in ("fp32", "qat-sym-4", "ptq-sym-2")}
+    (path / "plan.json").write_text(json.dumps(plan))
+    for v, acc in (("fp32", 0.9), ("qat-sym-4", 0.85), ("ptq-sym-2", 0.3)):
+        store.record(v, "accuracy", acc, "", *((0.8, acc >= 0.8) if v != "ptq-sym-2" else ()))
+        store.append_json("outcomes", {"nodeid": plan[v]["accuracy"], "outcome": "passed", "timestamp": results.utc_now()})
+    store.append_json("outcomes", {"nodeid": f"{dev}[fp32]", "outcome": "failed", "timestamp": results.utc_now(),
+                                   "message": "device emu-main: board stopped answering (HELLO timed out)"})
+    for v in ("qat-sym-4", "ptq-sym-2"):
+        store.record(v, "device_accuracy", 0.9, "", 0.8, True)
+        store.record(v, "exact", 1.0, "bool", 1.0, True)
+    if finished:
+        store.write_metadata(finished=results.utc_now(), exitstatus=exitstatus)
+    return results.load_run(path)
+
+
+def test_a_budgeted_metric_never_measured_fails_the_variant(tmp_path: Path) -> None:
+    run = _planned_run(tmp_path / "r")
+    rows = {r["variant"]: r for r in report.summary_rows(run)}
+    assert rows["fp32"]["verdict"] == "FAIL"  # accuracy held, but exact and device_accuracy never came
+    assert set(rows["fp32"]["not_measured"]) == {"exact", "device_accuracy"}
+    assert "board stopped answering" in rows["fp32"]["not_measured"]["exact"]
+    assert rows["qat-sym-4"]["verdict"] == "PASS"
+    assert rows["ptq-sym-2"]["verdict"] == "data point"  # report_only: never PASS, its floor not checked
+    md = report.markdown(run)
+    assert "exact: not measured: test_device_accuracy_and_exactness[fp32] failed: device emu-main: board stopped" in md
+    assert "| ptq-sym-2 |" in md and "data point" in md and "**verdict: FAIL" in md
+    summary = report.to_json(run)
+    assert summary["verdict"] == "FAIL" and summary["partial"] is False
+    assert json.loads(json.dumps(summary, default=str))["variants"][0]["verdict"] == "FAIL"
+
+
+def test_a_run_that_did_not_finish_is_partial_everywhere(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "results" / "runs"
+    done = root / "20260101T000000Z-aaa"
+    _run(done, BASE)
+    results.RunStore(done).write_metadata(started="x", finished="y", exitstatus=0)
+    killed = root / "20260102T000000Z-bbb"
+    run = _planned_run(killed, finished=False)
+    assert run.status()[0] and "did not finish" in run.status()[1]
+    v = report.run_verdict(run)
+    assert v["partial"] and v["verdict"] == "FAIL"  # fp32 has metrics never measured
+    assert "PARTIAL RUN" in report.markdown(run)
+    # a run interrupted by SIGTERM (exit status 2) is partial too; the next run's --baseline last passes over both
+    interrupted = root / "20260103T000000Z-ccc"
+    _run(interrupted, BASE)
+    results.RunStore(interrupted).write_metadata(started="x", finished="y", exitstatus=2)
+    assert "interrupted" in results.load_run(interrupted).status()[1]
+    notes: list[str] = []
+    assert results.baseline_run("last", root / "20260104T000000Z-ddd", notes=notes) == done
+    assert "passed over partial run(s) 20260103T000000Z-ccc" in notes[0] and "took 20260101T000000Z-aaa" in notes[0]
+    assert main(["report", str(interrupted), "--no-write"]) == 1  # nothing failed, but a partial run passes nothing
+    out = capsys.readouterr().out
+    assert "verdict: PARTIAL" in out
+    summary = json.loads((report.write_reports(results.load_run(interrupted))[2]).read_text())
+    assert summary["verdict"] == "PARTIAL" and summary["partial"] is True
+    assert main(["report", str(done), "--no-write"]) == 0
+
+
+def test_table_shows_parameters_and_non_zero_apart_and_the_findings(tmp_path: Path) -> None:
+    store = results.RunStore(tmp_path / "r")
+    store.record("fp32", "params", 16652)
+    store.record("fp32", "nonzero_params", 16652)
+    store.record("unstruct-l1-70-ft", "params", 16652)
+    store.record("unstruct-l1-70-ft", "nonzero_params", 4996)
+    store.record_finding("with_finetuning_70[struct]", False, "fine-tuned 70%-pruned model is 26.5 pts below fp32")
+    store.record_finding("with_finetuning_70[unstruct]", True, "fp32 90.8%, 70% pruned fine-tuned 86.7%")
+    run = results.load_run(tmp_path / "r")
+    rows = {r["variant"]: r for r in report.summary_rows(run)}
+    assert "finding" not in rows
+    assert rows["unstruct-l1-70-ft"]["cells"]["params"] == "16.7 k" and rows["unstruct-l1-70-ft"]["cells"]["non-zero"] == "4996"
+    assert rows["fp32"]["cells"]["non-zero"] == ""  # no zeros: nothing to say
+    md = report.markdown(run)
+    assert "| with_finetuning_70[struct] | not reproduced | fine-tuned 70%-pruned model is 26.5 pts below fp32 |" in md
+    assert "| with_finetuning_70[unstruct] | reproduced |" in md
+    from rich.console import Console
+
+    console = Console(record=True, width=200)
+    report.print_table(run, console)
+    text = console.export_text()
+    assert "non-zero" in text and "not reproduced" in text and "The paper's findings on this data" in text
