@@ -187,6 +187,7 @@ def compare_paths(base: str, new: str, tolerances: dict[str, float] | None = Non
 
 def render(cmp: Comparison, only_changes: bool = False) -> Any:
     """A rich Table of the diffs (regressions marked)."""
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"Regression check: {Path(cmp.new_path).name} vs baseline {Path(cmp.base_path).name}")
@@ -197,10 +198,10 @@ def render(cmp: Comparison, only_changes: bool = False) -> Any:
         if only_changes and d.ok and d.change == 0:
             continue
         if d.kind == "missing":
-            table.add_row(d.variant, d.metric, f"{d.base:.6g}", "[red]missing[/]", "", "", "[red]NOT MEASURED[/]")
+            table.add_row(d.variant, escape(d.metric), f"{d.base:.6g}", "[red]missing[/]", "", "", "[red]NOT MEASURED[/]")
             continue
         if d.note.startswith("units differ"):
-            table.add_row(d.variant, d.metric, f"{d.base:.6g}", f"{d.new:.6g} {d.unit}".strip(), "", "",
+            table.add_row(d.variant, escape(d.metric), f"{d.base:.6g}", f"{d.new:.6g} {d.unit}".strip(), "", "",
                           "[red]UNITS DIFFER[/]")
             continue
         if d.kind == "drop":
@@ -208,7 +209,7 @@ def render(cmp: Comparison, only_changes: bool = False) -> Any:
         else:
             change, allowed = f"{d.change:+.1%}", f"+{d.tolerance:.1%}"
         mark = "[red]REGRESSION[/]" if d.ok is False else ("[yellow]n/a[/]" if d.ok is None else "[green]ok[/]")
-        table.add_row(d.variant, d.metric, f"{d.base:.6g}", f"{d.new:.6g} {d.unit}".strip(), change, allowed, mark)
+        table.add_row(d.variant, escape(d.metric), f"{d.base:.6g}", f"{d.new:.6g} {d.unit}".strip(), change, allowed, mark)
     for v in cmp.only_in_new:
         table.add_row(v, "-", "[yellow]missing[/]", "", "", "", "[yellow]not in baseline[/]")
     return table

@@ -222,6 +222,7 @@ def rich_table(run: Run, title: str | None = None) -> Any:
 
 def findings_table(run: Run) -> Any:
     """The paper's findings on this data (None when the run checked none)."""
+    from rich.markup import escape
     from rich.table import Table
 
     rows = findings_rows(run)
@@ -233,7 +234,7 @@ def findings_table(run: Run) -> Any:
     table.add_column("numbers")
     for f in rows:
         style = {"reproduced": "green", "not reproduced": "yellow", "REGRESSION": "red"}[f["status"]]
-        table.add_row(f["finding"], f"[{style}]{f['status']}[/]", f["detail"])
+        table.add_row(escape(f["finding"]), f"[{style}]{f['status']}[/]", escape(f["detail"]))
     return table
 
 
@@ -246,12 +247,14 @@ def print_table(run: Run, console: Any = None, title: str | None = None) -> None
 
     console = console or Console()
     console.print(rich_table(run, title))
+    from rich.markup import escape  # test ids hold [brackets], which rich would read as markup
+
     for line in failures_text(run):
-        console.print(f"[red]failed[/] {line}")
+        console.print(f"[red]failed[/] {escape(line)}", soft_wrap=True)
     ft = findings_table(run)
     if ft is not None:
         console.print(ft)
-    console.print(_verdict_line(run_verdict(run)), soft_wrap=True)
+    console.print(escape(_verdict_line(run_verdict(run))), soft_wrap=True)
 
 
 def markdown(run: Run) -> str:

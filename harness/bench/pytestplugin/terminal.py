@@ -46,15 +46,17 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     console = Console(file=buf, width=width, force_terminal=tty,
                       color_system="standard" if terminalreporter.hasmarkup else None)
     console.print(rich_table(run))
+    from rich.markup import escape  # test ids hold [brackets], which rich would read as markup
+
     for line in failures_text(run):
-        console.print(f"failed: {line}")
+        console.print(f"failed: {escape(line)}", soft_wrap=True)
     found = findings_table(run)
     if found is not None:
         console.print(found)
     if state.baseline is not None:
         _baseline_summary(state, run, console)
     for note in state.notes:
-        console.print(f"note: {note}", soft_wrap=True)
+        console.print(f"note: {escape(note)}", soft_wrap=True)
     console.print(_verdict_line(run_verdict(run)), soft_wrap=True)
     console.print(f"results: {state.run_dir}", soft_wrap=True)
     console.print(f"report:  python -m harness report {state.run_dir}", soft_wrap=True)
