@@ -321,7 +321,9 @@ def test_findings_run_only_when_their_variants_are_selected(pytester: pytest.Pyt
     pytester.makefile(".ini", pytest=INI)
     pytester.makefile(".toml", budgets=BUDGETS)
     shutil.copy(REPO / "suites" / "test_findings.py", pytester.path / "test_findings.py")
-    r = pytester.runpytest(*_args(pytester, "--variants", "fp32", "-rs"))
+    # a subprocess: the suite imports torch, which cannot be imported again after pytester's in-process
+    # run dropped it from sys.modules
+    r = pytester.runpytest_subprocess(*_args(pytester, "--variants", "fp32", "-rs"))
     r.assert_outcomes(skipped=8)
     r.stdout.fnmatch_lines(["*compares 8 variants; not selected by --variants: qat-sym-2, qat-sym-4, qat-sym-6, qat-sym-8 and 4 more*",
                             "*compares 3 variants; not selected by --variants: struct-l1-70-ft, struct-l1-70-noft*"])

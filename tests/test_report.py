@@ -239,3 +239,22 @@ def test_table_shows_parameters_and_non_zero_apart_and_the_findings(tmp_path: Pa
     report.print_table(run, console)
     text = console.export_text()
     assert "non-zero" in text and "not reproduced" in text and "The paper's findings on this data" in text
+
+
+def test_compare_ignores_what_the_new_run_never_planned_to_measure(tmp_path: Path) -> None:
+    base = _run(tmp_path / "base", BASE)
+    new = _run(tmp_path / "new", [r for r in BASE if r[1] in ("accuracy", "host_latency_cpu")])  # -k host
+    plan = {"fp32": {"accuracy": "t::a[fp32]", "host_latency_cpu": "t::c[fp32]"}, "qat-sym-4": {"accuracy": "t::a"}}
+    assert compare.compare_runs(base, new, planned=plan).ok
+    plan["fp32"]["exact"] = "t::d[fp32]"  # planned and missing: that fails
+    assert [(d.variant, d.metric) for d in compare.compare_runs(base, new, planned=plan).regressions] == [("fp32", "exact")]
+
+
+def test_compare_with_a_budgets_file_that_is_not_utf8_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _run(tmp_path / "a", BASE)
+    _run(tmp_path / "b", BASE)
+    bad = tmp_path / "budgets.toml"
+    bad.write_bytes(b"[regression]\naccuracy_drop = 0.01 # \xff\n")
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--budgets", str(bad)]) == 2  # an error, not "regression"
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "budgets.toml:2: not UTF-8 text (byte 0xff" in err and len(err.splitlines()) == 1

@@ -115,8 +115,12 @@ class Comparison:
 
 
 def compare_runs(base: Run, new: Run, tolerances: dict[str, float] | None = None,
-                 variants: list[str] | None = None) -> Comparison:
-    """Compare the latest value of each (variant, metric) in ``new`` with ``base``."""
+                 variants: list[str] | None = None, planned: dict[str, dict[str, str]] | None = None) -> Comparison:
+    """Compare the latest value of each (variant, metric) in ``new`` with ``base``.
+
+    A metric the baseline has and ``new`` lacks fails; with ``planned`` (the new run's plan, e.g.
+    ``new.plan``: variant -> metrics its selected tests were to measure) only if it was planned, so
+    ``-k host --baseline last`` does not fail on the device metrics it never meant to measure."""
     tol = dict(DEFAULT_TOLERANCES)
     tol.update(tolerances or {})
     b, n = base.latest(), new.latest()
@@ -140,6 +144,8 @@ def compare_runs(base: Run, new: Run, tolerances: dict[str, float] | None = None
                 continue
             rb, t = b[v][metric], tol[key]
             if metric not in n.get(v, {}):
+                if planned is not None and metric not in planned.get(v, {}):
+                    continue
                 cmp.diffs.append(Diff(v, metric, rb.value, float("nan"), rb.unit, 0.0, t, "missing", False,
                                       f"not measured in the new run (baseline {rb.value:.6g} {rb.unit})".rstrip()))
                 continue
@@ -159,6 +165,8 @@ def compare_runs(base: Run, new: Run, tolerances: dict[str, float] | None = None
         if "exact" in b[v]:
             was = b[v]["exact"].value
             if "exact" not in n.get(v, {}):
+                if planned is not None and "exact" not in planned.get(v, {}):
+                    continue
                 cmp.diffs.append(Diff(v, "exact", was, float("nan"), "", 0.0, 0.0, "missing", False,
                                       "not measured in the new run"))
             else:

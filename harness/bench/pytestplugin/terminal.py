@@ -72,7 +72,7 @@ def _baseline_summary(state: KwsState, run: Any, console: Any) -> None:
     try:
         base = load_run(state.baseline)
         tolerances = state.budgets.regression if state.budgets is not None else None
-        cmp = compare_runs(base, run, tolerances, variants=run.variants)
+        cmp = compare_runs(base, run, tolerances, variants=run.variants, planned=run.plan if run.plan else None)
     except HarnessError as exc:
         state.notes.append(f"baseline: {exc}")
         return
