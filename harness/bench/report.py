@@ -182,7 +182,8 @@ def run_verdict(run: Run, rows: list[dict[str, Any]] | None = None) -> dict[str,
             "finding_regressions": regressed}
 
 
-def _verdict_line(v: dict[str, Any]) -> str:
+def verdict_line(v: dict[str, Any]) -> str:
+    """One line: the run's verdict, the count per variant verdict, and why a partial run is partial."""
     counts = ", ".join(f"{n} {k}" for k, n in sorted(v["counts"].items()))
     line = f"verdict: {v['verdict']}" + (f" ({counts})" if counts else "")
     if v["partial"]:
@@ -254,7 +255,7 @@ def print_table(run: Run, console: Any = None, title: str | None = None) -> None
     ft = findings_table(run)
     if ft is not None:
         console.print(ft)
-    console.print(escape(_verdict_line(run_verdict(run))), soft_wrap=True)
+    console.print(escape(verdict_line(run_verdict(run))), soft_wrap=True)
 
 
 def markdown(run: Run) -> str:
@@ -263,7 +264,7 @@ def markdown(run: Run) -> str:
     meta = run.metadata
     git = meta.get("git", {})
     verdict = run_verdict(run, rows)
-    lines = [f"# kws-harness run {run.path.name}", "", f"**{_verdict_line(verdict)}**", ""]
+    lines = [f"# kws-harness run {run.path.name}", "", f"**{verdict_line(verdict)}**", ""]
     lines.append(f"- git: {git.get('sha', '?')}{' (dirty)' if git.get('dirty') else ''}")
     if "dataset" in meta:
         lines.append(f"- data set: {meta['dataset'].get('id', '?')} ({meta['dataset'].get('hash', '?')})")

@@ -25,7 +25,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     if not (state.run_dir.is_dir() and any(state.run_dir.glob("measurements*.csv"))):
         return
-    from harness.bench.report import _verdict_line, failures_text, findings_table, rich_table, run_verdict
+    from harness.bench.report import verdict_line, failures_text, findings_table, rich_table, run_verdict
     from harness.bench.results import RunStore, load_run, utc_now
 
     try:
@@ -57,7 +57,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         _baseline_summary(state, run, console)
     for note in state.notes:
         console.print(f"note: {escape(note)}", soft_wrap=True)
-    console.print(_verdict_line(run_verdict(run)), soft_wrap=True)
+    console.print(verdict_line(run_verdict(run)), soft_wrap=True)
     console.print(f"results: {state.run_dir}", soft_wrap=True)
     console.print(f"report:  python -m harness report {state.run_dir}", soft_wrap=True)
     terminalreporter.section("kws-harness results", sep="=")
