@@ -268,9 +268,11 @@ def markdown(run: Run) -> str:
     lines.append(f"- git: {git.get('sha', '?')}{' (dirty)' if git.get('dirty') else ''}")
     if "dataset" in meta:
         lines.append(f"- data set: {meta['dataset'].get('id', '?')} ({meta['dataset'].get('hash', '?')})")
-        conv = meta["dataset"].get("clips")
-        if conv:
-            lines.append("- clips on load: " + ", ".join(f"{k} {v}" for k, v in conv.items()))
+        c = meta["dataset"].get("clips")
+        if c:
+            lines.append(f"- clips on load: {c.get('clips', '?')} read, {c.get('converted', '?')} converted "
+                         f"({c.get('resampled', '?')} resampled to 16 kHz, {c.get('downmixed', '?')} downmixed to mono, "
+                         f"{c.get('cropped', '?')} cropped to 1 s), {c.get('unreadable', '?')} unreadable (skipped)")
     for label, dev in meta.get("devices", {}).items():
         lines.append(f"- device {label}: " + ", ".join(f"{k}={v}" for k, v in dev.items() if k != "label"))
     lines += ["", "| " + " | ".join(["variant", *cols, "budgets"]) + " |",
