@@ -200,7 +200,8 @@ def test_baseline_regression_and_other_variants(suite: pytest.Pytester) -> None:
     r.stderr.fnmatch_lines(["ERROR: baseline */other has none of the selected variants*struct-l1-40-ft*"])
 
 
-def test_xdist_gives_each_worker_its_own_board(suite: pytest.Pytester) -> None:
+def test_xdist_gives_each_worker_its_own_board(suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(REPO))  # the subprocess imports this checkout's harness, not an installed one
     suite.makepyfile(test_second="""
 def test_again(variant_id, kws, results_store):
     (kws.run_dir / f"again-{variant_id}-{kws.worker}").write_text(kws.device)
@@ -221,8 +222,13 @@ def test_again(variant_id, kws, results_store):
     assert all(len(w) == 1 for w in worker_of.values()), worker_of  # a variant's tests share one board
     assert sorted(p.name for p in run.glob("measurements*.csv")) in (
         ["measurements-gw0.csv", "measurements-gw1.csv"], ["measurements-gw0.csv"], ["measurements-gw1.csv"])
-    assert len(results.load_run(run).rows) == 12
+    loaded = results.load_run(run)
+    assert len(loaded.rows) == 12
     assert "kws-harness results" in r.stdout.str()
+    # the controller keeps every worker's test outcomes (what explains a metric never measured)
+    assert loaded.outcomes["test_suite.py::test_measure[ptq-sym-4]"]["outcome"] == "failed"
+    assert "fails budget accuracy_min" in loaded.outcomes["test_suite.py::test_measure[ptq-sym-4]"]["message"]
+    assert len([n for n in loaded.outcomes if n.startswith("test_suite.py")]) == 4
     (suite.path / "test_second.py").unlink()
     bad = suite.runpytest_subprocess(*_args(suite, "-n", "2", "--device", "socket://127.0.0.1:1"))
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
@@ -316,8 +322,10 @@ def test_more_bad_input_is_one_line(suite: pytest.Pytester, extra: tuple, setup:
     assert "Traceback" not in r.stderr.str() + r.stdout.str() and "INTERNALERROR" not in r.stdout.str()
 
 
-def test_findings_run_only_when_their_variants_are_selected(pytester: pytest.Pytester) -> None:
+def test_findings_run_only_when_their_variants_are_selected(pytester: pytest.Pytester,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """--variants fp32: every finding is skipped, naming what it lacks, and nothing is built."""
+    monkeypatch.setenv("PYTHONPATH", str(REPO))  # the subprocess imports this checkout's harness
     pytester.makefile(".ini", pytest=INI)
     pytester.makefile(".toml", budgets=BUDGETS)
     shutil.copy(REPO / "suites" / "test_findings.py", pytester.path / "test_findings.py")
