@@ -336,3 +336,35 @@ def test_findings_run_only_when_their_variants_are_selected(pytester: pytest.Pyt
     r.stdout.fnmatch_lines(["*compares 8 variants; not selected by --variants: qat-sym-2, qat-sym-4, qat-sym-6, qat-sym-8 and 4 more*",
                             "*compares 3 variants; not selected by --variants: struct-l1-70-ft, struct-l1-70-noft*"])
     assert not (pytester.path / "res").exists()
+
+
+def test_a_finding_not_reproduced_is_an_xfail_and_a_lost_one_a_regression(pytester: pytest.Pytester,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The findings' verdict fixture on a stand-in finding: holds -> pass and a row; does not hold ->
+    xfail with the numbers; held in the --baseline run and not now -> a failed test (a regression)."""
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    pytester.makefile(".ini", pytest=INI)
+    pytester.makefile(".toml", budgets=BUDGETS)
+    module = (REPO / "suites" / "test_findings.py").read_text()
+    pytester.makepyfile(test_findings=module + '''
+
+import os
+
+def test_stand_in(verdict):
+    broken = os.environ.get("KWS_TEST_BROKEN") == "1"
+    verdict(["QAT is below PTQ at [2] bits"] if broken else [], "2 bits QAT 40.0% vs PTQ 50.0%")
+''')
+    args = _args(pytester, "-k", "stand_in", "-rxf")
+    r = pytester.runpytest_subprocess(*args)
+    r.assert_outcomes(passed=1)
+    r.stdout.fnmatch_lines(["*stand_in*reproduced*2 bits QAT 40.0% vs PTQ 50.0%*"])
+    monkeypatch.setenv("KWS_TEST_BROKEN", "1")
+    r = pytester.runpytest_subprocess(*args)  # no baseline: the data at hand, not a regression
+    r.assert_outcomes(xfailed=1)
+    r.stdout.fnmatch_lines(["*XFAIL*not reproduced on this data: QAT is below PTQ at [[]2] bits | 2 bits QAT 40.0%*"])
+    first = results.list_runs(pytester.path / "res")[0]
+    r = pytester.runpytest_subprocess(*args, "--baseline", str(first))
+    r.assert_outcomes(failed=1)
+    r.stdout.fnmatch_lines(["*regression: stand_in reproduced in the baseline run and does not now*", "*REGRESSION*"])
+    run = results.load_run(results.list_runs(pytester.path / "res")[-1])
+    assert run.latest()["finding"]["stand_in"].value == 0.0 and run.findings["stand_in"]["regression"] is True

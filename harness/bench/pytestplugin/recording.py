@@ -15,12 +15,12 @@ from harness.errors import HarnessError
 
 
 def check_baseline(state: KwsState) -> None:
-    from harness.bench.results import load_run
+    from harness.bench.results import FINDING, load_run
 
     base = load_run(state.baseline)
     have = set(base.variants)
     common = [v for v in state.variant_ids or [] if v in have]
-    if not common:
+    if not common and FINDING not in have:  # a findings-only run is a baseline for the findings
         raise HarnessError(
             f"baseline {state.baseline} has none of the selected variants "
             f"({', '.join(state.variant_ids[:5])}{' ...' if len(state.variant_ids) > 5 else ''}); "
