@@ -258,3 +258,9 @@ def test_compare_with_a_budgets_file_that_is_not_utf8_is_one_line(tmp_path: Path
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--budgets", str(bad)]) == 2  # an error, not "regression"
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "budgets.toml:2: not UTF-8 text (byte 0xff" in err and len(err.splitlines()) == 1
+
+
+def test_html_report_carries_the_verdict_line(tmp_path: Path) -> None:
+    run = _planned_run(tmp_path / "r", finished=False)
+    html = report.html_report(run)
+    assert "verdict: FAIL" in html and "PARTIAL RUN: did not finish" in html

@@ -311,7 +311,8 @@ def html_report(run: Run) -> str:
         "<!doctype html><meta charset='utf-8'><title>kws-harness " + esc(run.path.name) + "</title>"
         "<style>body{font-family:sans-serif}td,th{padding:2px 8px;text-align:right}"
         "td:first-child{text-align:left}table{border-collapse:collapse}tr:nth-child(even){background:#f4f4f4}</style>"
-        f"<h1>kws-harness run {esc(run.path.name)}</h1><table><tr>{head}</tr>{''.join(body)}</table>"
+        f"<h1>kws-harness run {esc(run.path.name)}</h1><p><b>{esc(verdict_line(run_verdict(run, rows)))}</b></p>"
+        f"<table><tr>{head}</tr>{''.join(body)}</table>"
         f"{imgs}<h2>Metadata</h2><pre>{meta}</pre>"
     )
 
