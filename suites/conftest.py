@@ -46,11 +46,19 @@ def context(dataset_dir: str | None, results_store: Any) -> Any:
 
     torch.set_num_threads(1)  # 2 shared cores: keep host timings comparable run to run
     ctx = _harness_call("data set", variants.load_context, dataset_dir)
+    from harness.data import clips, dataset
+
+    counts = clips.count_splits(_harness_call("data set", dataset.load_splits, ctx.dataset_dir))
+    if counts.converted or counts.unreadable:
+        import warnings
+
+        warnings.warn(f"data set {ctx.dataset_dir}: {counts.summary()}", stacklevel=1)
     results_store.write_metadata(dataset={
         "id": "synthetic" if dataset_dir is None else Path(ctx.dataset_dir).name,
         "path": ctx.dataset_dir,
         "hash": ctx.fingerprint,
         "test_samples": int(len(ctx.y_test)),
+        "clips": {k: v for k, v in counts.as_dict().items() if k != "examples"},
     })
     return ctx
 

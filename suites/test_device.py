@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from harness.data import features
 from harness.device import reference
@@ -28,6 +29,7 @@ def _size(sizes: Any, *names: str) -> int | None:
     return None
 
 
+@pytest.mark.kws_metrics("flash", "ram")
 def test_device_memory(variant_id: str, firmware_build: Any, record: Any) -> None:
     """Flash (text + rodata + data) and RAM (data + bss) of the firmware ELF."""
     sizes = getattr(firmware_build, "sizes", {})
@@ -42,6 +44,7 @@ def test_device_memory(variant_id: str, firmware_build: Any, record: Any) -> Non
     record.assert_budgets()
 
 
+@pytest.mark.kws_metrics("device_network")
 def test_device_network_time(variant_id: str, board: Any, device_samples: tuple[np.ndarray, np.ndarray],
                              host_latency_ms: float, record: Any) -> None:
     """BENCH: N timed inferences after W warm-ups, timed on the device; plus device/host ratio."""
@@ -63,6 +66,7 @@ def test_device_network_time(variant_id: str, board: Any, device_samples: tuple[
     record.assert_budgets()
 
 
+@pytest.mark.kws_metrics("device_preprocessing", "device_postprocessing", "device_total", "audio_exact_fraction")
 def test_device_audio_pipeline(variant_id: str, board: Any, audio_clips: list[tuple[np.ndarray, int]],
                                tflite_path: Path, record: Any) -> None:
     """INFER_AUDIO: preprocessing (front end), network and postprocessing time on 1 s clips, and the
@@ -89,6 +93,7 @@ def test_device_audio_pipeline(variant_id: str, board: Any, audio_clips: list[tu
     record.assert_budgets()
 
 
+@pytest.mark.kws_metrics("device_accuracy", "exact_fraction", "exact")
 def test_device_accuracy_and_exactness(variant_id: str, board: Any, tflite_path: Path,
                                        device_samples: tuple[np.ndarray, np.ndarray], record: Any) -> None:
     """Device scores on --device-samples test inputs vs the TFLM reference: accuracy and bit-exactness."""

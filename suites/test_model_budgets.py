@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from harness.model import stats
 
 
+@pytest.mark.kws_metrics("params", "nonzero_params", "flops", "flash_estimate", "ram_estimate")
 def test_model_budgets(variant_id: str, variant: Any, record: Any) -> None:
     """Counts at the variant's own bit width (pruned channels removed, zeros counted apart)."""
     s = stats.model_stats(variant.plain_model(), bits=variant.spec.bits)

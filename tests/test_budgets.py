@@ -112,3 +112,43 @@ def test_repo_budgets_file_is_valid() -> None:
     b = budgets.load(budgets.default_path())
     assert b.for_variant("fp32")["exact"] is True
     assert set(b.regression) == set(budgets.REGRESSION_KEYS)
+
+
+def test_report_only_variants_are_data_points_without_floors() -> None:
+    b = budgets.loads('[budget."*"]\naccuracy_min = 0.85\nexact = true\nflash_max = "1 MB"\n\n'
+                      '[budget."ptq-*-2"]\nreport_only = true\n')
+    assert b.report_only("ptq-sym-2") and not b.report_only("fp32")
+    assert b.check("ptq-sym-2", "accuracy", 0.25).passed is None  # the floor does not apply to a data point
+    assert b.check("ptq-sym-2", "exact", 0.0).passed is False  # the other limits still do
+    assert b.check("ptq-sym-2", "flash", 2 ** 21).passed is False
+    assert b.check("fp32", "accuracy", 0.25).passed is False
+    assert budgets.Budgets.from_json(b.to_json()).report_only("ptq-asym-2")  # as a run's metadata keeps it
+    with pytest.raises(HarnessError, match=r"<budgets>:2: report_only: expected true or false"):
+        budgets.loads('[budget."x"]\nreport_only = "yes"\n')
+
+
+def test_budgets_file_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "budgets.toml"
+    bad.write_bytes(b'[budget."*"]\n# caf\xe9 latin-1\naccuracy_min = 0.9\n')
+    with pytest.raises(HarnessError, match=r"budgets.toml:2: not UTF-8 text \(byte 0xe9"):
+        budgets.load(bad)
+    with pytest.raises(HarnessError, match="is a directory"):
+        budgets.load(tmp_path)
+
+
+def test_every_floor_in_the_shipped_file_says_why() -> None:
+    """Each *_min key or report_only flag has a reason: a comment on its line or right above it, on
+    its section header, or right above the header."""
+    path = budgets.default_path()
+    b = budgets.load(path)
+    lines = path.read_text().splitlines()
+    for sec in b.sections:
+        header = sec.line - 1
+        above = header - 1
+        head_comments = "#" in lines[header] or (above >= 0 and lines[above].lstrip().startswith("#"))
+        for key in sec.values:
+            if key.endswith("_min") or key == "report_only":
+                line = budgets._line_of(path.read_text(), key, budgets._header_re(sec.pattern)) - 1
+                said = "#" in lines[line] or lines[line - 1].lstrip().startswith("#") or head_comments
+                assert said, f"{path.name}:{line + 1}: {key} without a reason"
+    assert any(b.report_only(v) for v in ("ptq-sym-2", "struct-l1-70-noft"))

@@ -135,3 +135,62 @@ def test_unknown_synth_size():
 def test_synth_refuses_non_empty_output(small_dataset):
     with pytest.raises(HarnessError, match="already holds wav files"):
         synth.generate(small_dataset, size="small", progress=False)
+
+
+def _dataset_with_odd_clips(root):
+    """A Speech Commands-layout folder with one clean clip and one of each conversion."""
+    import soundfile as sf
+
+    for word in ("yes", "no", "cat"):
+        (root / word).mkdir(parents=True)
+    tone = (0.3 * np.sin(np.arange(16000) / 5) * 32767).astype(np.int16)
+    sf.write(str(root / "yes" / "a_nohash_0.wav"), tone, 16000)  # as Speech Commands: untouched
+    sf.write(str(root / "yes" / "b_nohash_0.wav"), tone[:8000], 8000)  # 8 kHz, 1 s: resampled only
+    sf.write(str(root / "no" / "c_nohash_0.wav"), np.stack([tone, tone], 1), 16000)  # stereo: downmixed
+    sf.write(str(root / "no" / "d_nohash_0.wav"), np.concatenate([tone, tone]), 16000)  # 2 s: cropped
+    sf.write(str(root / "cat" / "e_nohash_0.wav"), np.stack([np.tile(tone, 3)] * 2, 1), 44100)  # all three
+    (root / "cat" / "f_nohash_0.wav").write_bytes(b"RIFF0000WAVEjunk")  # unreadable
+
+
+def test_converted_clips_are_counted_like_skipped_ones(tmp_path):
+    from harness.data import clips
+
+    _dataset_with_odd_clips(tmp_path / "sc")
+    files = sorted((tmp_path / "sc").glob("*/*.wav"))
+    c = clips.count(files)
+    assert (c.clips, c.converted, c.resampled, c.downmixed, c.cropped, c.unreadable) == (6, 4, 2, 2, 2, 1)
+    assert c.examples["cropped"].endswith("e_nohash_0.wav") and c.examples["unreadable"].endswith("f_nohash_0.wav")
+    assert c.summary().startswith("4 of 6 clips converted on load (2 resampled to 16 kHz, 2 downmixed to mono, "
+                                  "2 cropped to 1 s), 1 unreadable (skipped; first: ")
+    # what the header says is what read_wav + fit_clip do
+    assert audio.read_wav(tmp_path / "sc" / "no" / "d_nohash_0.wav").shape[0] == 32000
+    assert audio.read_wav(tmp_path / "sc" / "cat" / "e_nohash_0.wav").shape[0] == 48000 * 16000 // 44100 + 1
+
+
+def test_data_split_reports_converted_clips(tmp_path, capsys):
+    import json
+
+    _dataset_with_odd_clips(tmp_path / "sc")
+    assert main(["data", "split", str(tmp_path / "sc"), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)["clips_on_load"]
+    assert got["clips"] >= 1 and set(got) >= {"resampled", "downmixed", "cropped", "unreadable", "converted"}
+
+
+def test_layout_check_names_a_folder_that_is_no_data_set(tmp_path):
+    from harness.data import clips
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "readme.txt").write_text("x")
+    with pytest.raises(HarnessError, match="no <word>/[*].wav files in") as exc:
+        clips.check_layout(tmp_path)
+    _one_line(exc)
+
+
+@pytest.mark.parametrize("value,message", [("nan", "must be a finite number > 0"), ("-1", "must be a finite number > 0"),
+                                           ("0", "must be a finite number > 0"), ("fast", "'fast' is not a number")])
+def test_train_rejects_a_bad_learning_rate_in_one_line(value, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", f"--lr={value}"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument --lr: {message}" in err and "Traceback" not in err

@@ -200,7 +200,8 @@ def test_baseline_regression_and_other_variants(suite: pytest.Pytester) -> None:
     r.stderr.fnmatch_lines(["ERROR: baseline */other has none of the selected variants*struct-l1-40-ft*"])
 
 
-def test_xdist_gives_each_worker_its_own_board(suite: pytest.Pytester) -> None:
+def test_xdist_gives_each_worker_its_own_board(suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(REPO))  # the subprocess imports this checkout's harness, not an installed one
     suite.makepyfile(test_second="""
 def test_again(variant_id, kws, results_store):
     (kws.run_dir / f"again-{variant_id}-{kws.worker}").write_text(kws.device)
@@ -221,8 +222,13 @@ def test_again(variant_id, kws, results_store):
     assert all(len(w) == 1 for w in worker_of.values()), worker_of  # a variant's tests share one board
     assert sorted(p.name for p in run.glob("measurements*.csv")) in (
         ["measurements-gw0.csv", "measurements-gw1.csv"], ["measurements-gw0.csv"], ["measurements-gw1.csv"])
-    assert len(results.load_run(run).rows) == 12
+    loaded = results.load_run(run)
+    assert len(loaded.rows) == 12
     assert "kws-harness results" in r.stdout.str()
+    # the controller keeps every worker's test outcomes (what explains a metric never measured)
+    assert loaded.outcomes["test_suite.py::test_measure[ptq-sym-4]"]["outcome"] == "failed"
+    assert "fails budget accuracy_min" in loaded.outcomes["test_suite.py::test_measure[ptq-sym-4]"]["message"]
+    assert len([n for n in loaded.outcomes if n.startswith("test_suite.py")]) == 4
     (suite.path / "test_second.py").unlink()
     bad = suite.runpytest_subprocess(*_args(suite, "-n", "2", "--device", "socket://127.0.0.1:1"))
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
@@ -241,3 +247,124 @@ def test_variant_scope_and_keywords() -> None:
     assert {"4bit", "quant", "qat", "sym"} <= set(variant_keywords("qat-sym-4"))
     assert {"pruned", "40pct", "ft"} <= set(variant_keywords("struct-l1-40-ft"))
     assert "float" in variant_keywords("fp32")
+
+
+def test_board_dying_mid_variant_fails_it_as_not_measured(pytester: pytest.Pytester) -> None:
+    """The board dies before the device test records `exact`: the variant is FAIL in the table (not
+    PASS for what was measured), with the reason, and the run's report says so too."""
+    pytester.makefile(".ini", pytest=INI)
+    pytester.makefile(".toml", budgets=BUDGETS + '\n[budget."fp32"]\nexact = true\n')
+    pytester.makepyfile(test_dead="""
+import pytest
+from harness.errors import HarnessError
+
+@pytest.mark.kws_metrics("accuracy")
+def test_host(variant_id, record):
+    record(variant_id, "accuracy", 0.95)
+
+@pytest.mark.kws_metrics("exact")
+def test_board(variant_id, record):
+    if variant_id == "fp32":
+        raise HarnessError("device emu-main: board stopped answering during INFER")
+    record(variant_id, "exact", 1.0, "bool")
+""")
+    r = pytester.runpytest(*_args(pytester, "--variants", "fp32,qat-sym-4"))
+    r.assert_outcomes(passed=3, failed=1)
+    out = r.stdout.str()
+    assert "failed: fp32: exact: not measured: test_board[fp32] failed: device emu-main: board stopped answering" in out
+    assert "verdict: FAIL" in out
+    run = results.load_run(results.list_runs(pytester.path / "res")[-1])
+    assert run.plan["fp32"] == {"accuracy": "test_dead.py::test_host[fp32]", "exact": "test_dead.py::test_board[fp32]"}
+    from harness.bench import report
+
+    summary = report.to_json(run)
+    assert summary["verdict"] == "FAIL" and {v["variant"]: v["verdict"] for v in summary["variants"]} == \
+        {"fp32": "FAIL", "qat-sym-4": "PASS"}
+    # deselected tests expect nothing: -k host measures no exact, and nothing is missing
+    r = pytester.runpytest(*_args(pytester, "--variants", "fp32", "-k", "host"))
+    assert r.ret == 0 and "verdict: PASS" in r.stdout.str()
+
+
+def test_interrupted_run_is_partial_and_never_the_baseline(suite: pytest.Pytester) -> None:
+    r = suite.runpytest(*_args(suite, "--variants", "fp32"))
+    assert r.ret == 0
+    suite.makepyfile(test_zz_stop="""
+import pytest
+
+def test_zstop(variant_id):
+    pytest.exit("stand-in for Ctrl-C / SIGTERM", returncode=2)
+""")
+    r = suite.runpytest(*_args(suite, "--variants", "fp32"))
+    assert r.ret == pytest.ExitCode.INTERRUPTED
+    assert "PARTIAL RUN: ended with exit status 2: interrupted" in r.stdout.str()
+    first, killed = results.list_runs(suite.path / "res")
+    (suite.path / "test_zz_stop.py").unlink()
+    r = suite.runpytest(*_args(suite, "--variants", "fp32", "--baseline", "last"))
+    assert r.ret == 0
+    r.stdout.fnmatch_lines([f"*note: --baseline last: passed over partial run(s) {killed.name}*took {first.name} instead*"])
+
+
+@pytest.mark.parametrize("extra,setup,message", [
+    (("--results-dir", "/proc/kws-results"), None, "*results directory /proc/kws-results is not writable*"),
+    (("--dataset", "DIR"), "notdata", "*--dataset */notdata: no <word>/[*].wav files in*"),
+    ((), "latin1", r"*budgets.toml:2: not UTF-8 text (byte 0xe9 at offset *"),
+])
+def test_more_bad_input_is_one_line(suite: pytest.Pytester, extra: tuple, setup: str | None, message: str) -> None:
+    if setup == "notdata":
+        (suite.path / "notdata" / "docs").mkdir(parents=True)
+        (suite.path / "notdata" / "docs" / "readme.txt").write_text("not a data set")
+        extra = tuple(str(suite.path / "notdata") if e == "DIR" else e for e in extra)
+    if setup == "latin1":
+        (suite.path / "budgets.toml").write_bytes(b'[budget."*"]\n# caf\xe9\naccuracy_min = 0.9\n')
+    r = suite.runpytest(*_args(suite, *extra))
+    assert r.ret == pytest.ExitCode.USAGE_ERROR
+    r.stderr.fnmatch_lines([f"ERROR: {message}"])
+    assert "Traceback" not in r.stderr.str() + r.stdout.str() and "INTERNALERROR" not in r.stdout.str()
+
+
+def test_findings_run_only_when_their_variants_are_selected(pytester: pytest.Pytester,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """--variants fp32: every finding is skipped, naming what it lacks, and nothing is built."""
+    monkeypatch.setenv("PYTHONPATH", str(REPO))  # the subprocess imports this checkout's harness
+    pytester.makefile(".ini", pytest=INI)
+    pytester.makefile(".toml", budgets=BUDGETS)
+    shutil.copy(REPO / "suites" / "test_findings.py", pytester.path / "test_findings.py")
+    # a subprocess: the suite imports torch, which cannot be imported again after pytester's in-process
+    # run dropped it from sys.modules
+    r = pytester.runpytest_subprocess(*_args(pytester, "--variants", "fp32", "-rs"))
+    r.assert_outcomes(skipped=8)
+    r.stdout.fnmatch_lines(["*compares 8 variants; not selected by --variants: qat-sym-2, qat-sym-4, qat-sym-6, qat-sym-8 and 4 more*",
+                            "*compares 3 variants; not selected by --variants: struct-l1-70-ft, struct-l1-70-noft*"])
+    assert not (pytester.path / "res").exists()
+
+
+def test_a_finding_not_reproduced_is_an_xfail_and_a_lost_one_a_regression(pytester: pytest.Pytester,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The findings' verdict fixture on a stand-in finding: holds -> pass and a row; does not hold ->
+    xfail with the numbers; held in the --baseline run and not now -> a failed test (a regression)."""
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    pytester.makefile(".ini", pytest=INI)
+    pytester.makefile(".toml", budgets=BUDGETS)
+    module = (REPO / "suites" / "test_findings.py").read_text()
+    pytester.makepyfile(test_findings=module + '''
+
+import os
+
+def test_stand_in(verdict):
+    broken = os.environ.get("KWS_TEST_BROKEN") == "1"
+    verdict(["QAT is below PTQ at [2] bits"] if broken else [], "2 bits QAT 40.0% vs PTQ 50.0%")
+''')
+    args = _args(pytester, "-k", "stand_in", "-rxf")
+    r = pytester.runpytest_subprocess(*args)
+    r.assert_outcomes(passed=1)
+    r.stdout.fnmatch_lines(["*stand_in*reproduced*2 bits QAT 40.0% vs PTQ 50.0%*"])
+    monkeypatch.setenv("KWS_TEST_BROKEN", "1")
+    r = pytester.runpytest_subprocess(*args)  # no baseline: the data at hand, not a regression
+    r.assert_outcomes(xfailed=1)
+    r.stdout.fnmatch_lines(["*XFAIL*not reproduced on this data: QAT is below PTQ at [[]2] bits | 2 bits QAT 40.0%*"])
+    first = results.list_runs(pytester.path / "res")[0]
+    r = pytester.runpytest_subprocess(*args, "--baseline", str(first))
+    r.assert_outcomes(failed=1)
+    r.stdout.fnmatch_lines(["*regression: stand_in reproduced in the baseline run and does not now*", "*REGRESSION*"])
+    run = results.load_run(results.list_runs(pytester.path / "res")[-1])
+    assert run.latest()["finding"]["stand_in"].value == 0.0 and run.findings["stand_in"]["regression"] is True

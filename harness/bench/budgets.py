@@ -22,6 +22,10 @@ Format::
 Precedence: every section whose pattern matches the variant applies, in file order; a later section
 overrides a key set by an earlier one and leaves the other keys alone.
 
+``report_only = true`` marks variants kept as data points (a curve the paper draws, not a model to
+ship): their floors (every ``*_min`` key) are not checked, the other limits still are, and the
+report says "data point" instead of PASS.
+
 Units: sizes are bytes as an integer or a string with B, KB/KiB, MB/MiB (binary: 1 KB = 1024 B,
 as board datasheets count flash and RAM); times are strings with s, ms or us (values kept in ms);
 fractions are numbers in [0, 1] or strings like "90 %"; counts are integers or strings with a k/M
@@ -160,6 +164,12 @@ LIMITS: dict[str, Limit] = {
     ]
 }
 
+# Keys that are not limits of a metric.
+FLAGS: dict[str, tuple[Callable[[Any], Any], str]] = {
+    "report_only": (parse_bool, "a data point, not a model to ship: floors (*_min) are not checked, "
+                                "the verdict says 'data point', never PASS"),
+}
+
 REGRESSION_KEYS: dict[str, tuple[Callable[[Any], float], float, str]] = {
     # key: (parser, default, meaning)
     "accuracy_drop": (parse_fraction, 0.01, "largest allowed absolute accuracy drop (0.01 = 1 point)"),
@@ -221,10 +231,18 @@ class Budgets:
                 merged.update(sec.values)
         return merged
 
+    def report_only(self, variant: str) -> bool:
+        """True when ``variant`` is kept as a data point (``report_only = true``)."""
+        return bool(self.for_variant(variant).get("report_only", False))
+
     def limit_for(self, variant: str, metric: str) -> tuple[str, Any] | None:
-        """``(key, limit)`` of the budget that limits ``metric`` for ``variant``, if any."""
+        """``(key, limit)`` of the budget that limits ``metric`` for ``variant``, if any (a data
+        point's floors do not apply)."""
         merged = self.for_variant(variant)
+        data_point = bool(merged.get("report_only", False))
         for key, lim in LIMITS.items():
+            if data_point and lim.kind == "min":
+                continue
             if key in merged and _metric_matches(metric, lim.metrics):
                 return key, merged[key]
         return None
@@ -251,6 +269,17 @@ class Budgets:
             "sections": [{"pattern": s.pattern, "line": s.line, **s.values} for s in self.sections],
             "regression": dict(self.regression),
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> "Budgets":
+        """The budgets a run recorded in its metadata (``to_json``), already parsed; empty when absent."""
+        data = data or {}
+        sections = []
+        for sec in data.get("sections", []) or []:
+            values = {k: v for k, v in sec.items() if k in LIMITS or k in FLAGS}
+            sections.append(Section(str(sec.get("pattern", "*")), values, int(sec.get("line", 0) or 0)))
+        path = data.get("path")
+        return cls(path=Path(path) if path else None, sections=sections, regression=dict(data.get("regression") or {}))
 
 
 def _metric_matches(metric: str, patterns: tuple[str, ...]) -> bool:
@@ -308,11 +337,11 @@ def loads(text: str, path: Path | None = None) -> Budgets:
         parsed: dict[str, Any] = {}
         for key, raw in body.items():
             kline = _line_of(text, key, hdr)
-            if key not in LIMITS:
-                close = ", ".join(sorted(LIMITS))
+            if key not in LIMITS and key not in FLAGS:
+                close = ", ".join(sorted([*LIMITS, *FLAGS]))
                 raise fail(kline, f"unknown budget key {key!r} in [budget.{pattern!r}]; known keys: {close}")
             try:
-                parsed[key] = LIMITS[key].parse(raw)
+                parsed[key] = LIMITS[key].parse(raw) if key in LIMITS else FLAGS[key][0](raw)
             except ValueError as exc:
                 raise fail(kline, f"{key}: {exc}") from None
         budgets.sections.append(Section(pattern, parsed, line))
@@ -335,11 +364,19 @@ def load(path: str | Path) -> Budgets:
     """Read and validate a budgets file (HarnessError naming the file and line on any problem)."""
     path = Path(path).expanduser()
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except FileNotFoundError:
         raise HarnessError(f"budgets file {path} does not exist") from None
+    except IsADirectoryError:
+        raise HarnessError(f"budgets file {path} is a directory, not a TOML file") from None
     except OSError as exc:
         raise HarnessError(f"budgets file {path} cannot be read: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise HarnessError(f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+                           f"a budgets file is TOML, which is UTF-8") from None
     return loads(text, path)
 
 

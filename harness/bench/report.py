@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from harness.cache import atomic_write_text
 from harness.errors import HarnessError
-from harness.bench.results import Row, Run
+from harness.bench.results import FINDING, Row, Run
 
 # (header, metrics tried in order, formatter). The first metric present fills the cell; "~" marks
 # an estimate standing in for a measurement that is not there yet.
@@ -49,7 +49,8 @@ def _exact(r: Row) -> str:
 COLUMNS: list[tuple[str, tuple[str, ...], Callable[[Row], str]]] = [
     ("accuracy", ("accuracy",), _pct),
     ("device acc", ("device_accuracy",), _pct),
-    ("params", ("nonzero_params", "params"), _count),
+    ("params", ("params",), _count),
+    ("non-zero", ("nonzero_params",), _count),  # shown where pruning left zeros (blank when = params)
     ("FLOPs", ("flops",), _count),
     ("flash", ("flash", "~flash_estimate"), _bytes),
     ("RAM", ("ram", "~ram_estimate"), _bytes),
@@ -70,10 +71,46 @@ def variant_order(variant: str) -> tuple:
     return (_KIND_ORDER.get(parts[0], 9), parts[0], rest)
 
 
-def summary_rows(run: Run) -> list[dict[str, Any]]:
-    """One dict per variant (in variant_order): formatted cells, failing checks, and the verdict."""
+def _outcome_text(rec: dict[str, Any] | None, test: str) -> str:
+    name = test.split("::")[-1]
+    if rec is None:
+        return f"{name} did not run to the end (run stopped before it, or it was killed)"
+    what = {"failed": "failed", "error": "errored"}.get(rec.get("outcome", ""), rec.get("outcome", "?"))
+    msg = str(rec.get("message") or "").strip()
+    return f"{name} {what}" + (f": {msg}" if msg else "")
+
+
+def not_measured(run: Run, variant: str, metrics: dict[str, Row], budgets: Any) -> list[tuple[str, str]]:
+    """``[(metric, why)]``: budgeted metrics a selected test was to measure for ``variant`` that are
+    absent from the run (board died, test failed, run killed). Skipped tests expect nothing."""
     out = []
-    for variant, metrics in sorted(run.latest().items(), key=lambda kv: variant_order(kv[0])):
+    for metric, test in run.plan.get(variant, {}).items():
+        if metric in metrics or budgets.limit_for(variant, metric) is None:
+            continue
+        rec = run.outcomes.get(test)
+        if rec is not None and rec.get("outcome") == "skipped":
+            continue
+        if rec is not None and rec.get("outcome") == "passed":
+            why = f"{test.split('::')[-1]} passed without recording it"
+        else:
+            why = _outcome_text(rec, test)
+        out.append((metric, why))
+    return out
+
+
+def summary_rows(run: Run) -> list[dict[str, Any]]:
+    """One dict per variant (in variant_order): formatted cells, failing checks, and the verdict.
+
+    Verdicts: FAIL when a budget failed or a budgeted metric that a selected test was to measure is
+    missing ("not measured: ..."); "data point" for a ``report_only`` variant (never PASS); PASS when
+    every checked budget held; "-" when nothing was checked."""
+    from harness.bench.budgets import Budgets
+
+    budgets = Budgets.from_json(run.metadata.get("budgets"))
+    latest = run.latest()
+    out = []
+    for variant in sorted(run.model_variants, key=variant_order):
+        metrics = latest.get(variant, {})
         cells: dict[str, str] = {}
         for header, names, fmt in COLUMNS:
             cells[header] = ""
@@ -83,20 +120,75 @@ def summary_rows(run: Run) -> list[dict[str, Any]]:
                 if row is not None:
                     cells[header] = ("~" if estimate else "") + fmt(row)
                     break
+        if cells.get("non-zero") == cells.get("params"):
+            cells["non-zero"] = ""
         failed = [r for r in metrics.values() if r.passed is False]
         checked = [r for r in metrics.values() if r.passed is not None]
-        verdict = "FAIL" if failed else ("PASS" if checked else "-")
+        missing = not_measured(run, variant, metrics, budgets)
+        data_point = budgets.report_only(variant)
+        if failed or missing:
+            verdict = "FAIL"
+        elif data_point:
+            verdict = "data point"
+        else:
+            verdict = "PASS" if checked else "-"
         out.append({
             "variant": variant,
             "cells": cells,
             "failed": [f"{r.metric}={r.value:.6g}{(' ' + r.unit) if r.unit else ''} (limit {r.limit:.6g})"
-                       if r.limit is not None else f"{r.metric}={r.value:.6g}" for r in failed],
-            "checked": len(checked),
+                       if r.limit is not None else f"{r.metric}={r.value:.6g}" for r in failed]
+                      + [f"{m}: not measured: {why}" for m, why in missing],
+            "not_measured": {m: why for m, why in missing},
+            "checked": len(checked) + len(missing),
+            "report_only": data_point,
             "verdict": verdict,
             "metrics": {m: {"value": r.value, "unit": r.unit, "limit": r.limit, "pass": r.passed}
                         for m, r in metrics.items()},
         })
     return out
+
+
+def findings_rows(run: Run) -> list[dict[str, Any]]:
+    """The paper's findings checked in this run: reproduced, not reproduced, or a regression."""
+    latest = run.latest().get(FINDING, {})
+    out = []
+    for name in sorted(set(latest) | set(run.findings)):
+        rec = run.findings.get(name, {})
+        row = latest.get(name)
+        reproduced = bool(row.value) if row is not None else bool(rec.get("reproduced"))
+        status = "reproduced" if reproduced else ("REGRESSION" if rec.get("regression") else "not reproduced")
+        out.append({"finding": name, "status": status, "reproduced": reproduced, "detail": rec.get("detail", "")})
+    return out
+
+
+def run_verdict(run: Run, rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The run's verdict: FAIL (a variant failed, or a finding regressed), PARTIAL (the run did not
+    finish), PASS (something was checked and held), else "-"; with the counts behind it."""
+    rows = summary_rows(run) if rows is None else rows
+    partial, why = run.status()
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
+    regressed = [f["finding"] for f in findings_rows(run) if f["status"] == "REGRESSION"]
+    if counts.get("FAIL") or regressed:
+        verdict = "FAIL"
+    elif partial:
+        verdict = "PARTIAL"
+    elif counts.get("PASS") or counts.get("data point"):
+        verdict = "PASS"
+    else:
+        verdict = "-"
+    return {"verdict": verdict, "partial": partial, "partial_reason": why, "counts": counts,
+            "finding_regressions": regressed}
+
+
+def verdict_line(v: dict[str, Any]) -> str:
+    """One line: the run's verdict, the count per variant verdict, and why a partial run is partial."""
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(v["counts"].items()))
+    line = f"verdict: {v['verdict']}" + (f" ({counts})" if counts else "")
+    if v["partial"]:
+        line += f"; PARTIAL RUN: {v['partial_reason']}"
+    return line
 
 
 def headers() -> list[str]:
@@ -119,10 +211,31 @@ def rich_table(run: Run, title: str | None = None) -> Any:
         table.add_column(h, justify="right", no_wrap=True, overflow="ellipsis")
     table.add_column("budgets", justify="center", no_wrap=True)
     for r in rows:
-        verdict = {"PASS": "[green]PASS[/]", "FAIL": "[red]FAIL[/]"}.get(r["verdict"], "-")
+        verdict = {"PASS": "[green]PASS[/]", "FAIL": "[red]FAIL[/]", "data point": "[cyan]data point[/]"}.get(r["verdict"], "-")
         if r["verdict"] != "-":
             verdict += f" ({r['checked'] - len(r['failed'])}/{r['checked']})"
         table.add_row(r["variant"], *[r["cells"][h] for h in cols], verdict)
+    partial, why = run.status()
+    if partial:
+        table.caption = f"PARTIAL RUN: {why}"
+    return table
+
+
+def findings_table(run: Run) -> Any:
+    """The paper's findings on this data (None when the run checked none)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    rows = findings_rows(run)
+    if not rows:
+        return None
+    table = Table(title="The paper's findings on this data", title_justify="left")
+    table.add_column("finding", no_wrap=True)
+    table.add_column("result", no_wrap=True)
+    table.add_column("numbers")
+    for f in rows:
+        style = {"reproduced": "green", "not reproduced": "yellow", "REGRESSION": "red"}[f["status"]]
+        table.add_row(escape(f["finding"]), f"[{style}]{f['status']}[/]", escape(f["detail"]))
     return table
 
 
@@ -135,8 +248,14 @@ def print_table(run: Run, console: Any = None, title: str | None = None) -> None
 
     console = console or Console()
     console.print(rich_table(run, title))
+    from rich.markup import escape  # test ids hold [brackets], which rich would read as markup
+
     for line in failures_text(run):
-        console.print(f"[red]failed[/] {line}")
+        console.print(f"[red]failed[/] {escape(line)}", soft_wrap=True)
+    ft = findings_table(run)
+    if ft is not None:
+        console.print(ft)
+    console.print(escape(verdict_line(run_verdict(run))), soft_wrap=True)
 
 
 def markdown(run: Run) -> str:
@@ -144,19 +263,32 @@ def markdown(run: Run) -> str:
     cols = _used_headers(rows)
     meta = run.metadata
     git = meta.get("git", {})
-    lines = [f"# kws-harness run {run.path.name}", ""]
+    verdict = run_verdict(run, rows)
+    lines = [f"# kws-harness run {run.path.name}", "", f"**{verdict_line(verdict)}**", ""]
     lines.append(f"- git: {git.get('sha', '?')}{' (dirty)' if git.get('dirty') else ''}")
     if "dataset" in meta:
         lines.append(f"- data set: {meta['dataset'].get('id', '?')} ({meta['dataset'].get('hash', '?')})")
+        c = meta["dataset"].get("clips")
+        if c:
+            lines.append(f"- clips on load: {c.get('clips', '?')} read, {c.get('converted', '?')} converted "
+                         f"({c.get('resampled', '?')} resampled to 16 kHz, {c.get('downmixed', '?')} downmixed to mono, "
+                         f"{c.get('cropped', '?')} cropped to 1 s), {c.get('unreadable', '?')} unreadable (skipped)")
     for label, dev in meta.get("devices", {}).items():
         lines.append(f"- device {label}: " + ", ".join(f"{k}={v}" for k, v in dev.items() if k != "label"))
     lines += ["", "| " + " | ".join(["variant", *cols, "budgets"]) + " |",
               "|" + "---|" * (len(cols) + 2)]
     for r in rows:
         lines.append("| " + " | ".join([r["variant"], *[r["cells"][h] for h in cols], r["verdict"]]) + " |")
+    data_points = [r["variant"] for r in rows if r["report_only"]]
+    if data_points:
+        lines += ["", f"Data points (`report_only` in the budgets: floors not checked, never PASS): {', '.join(data_points)}"]
     fails = failures_text(run)
     if fails:
         lines += ["", "## Failed checks", ""] + [f"- {f}" for f in fails]
+    found = findings_rows(run)
+    if found:
+        lines += ["", "## The paper's findings on this data", "", "| finding | result | numbers |", "|---|---|---|"]
+        lines += [f"| {f['finding']} | {f['status']} | {f['detail'].replace('|', '/')} |" for f in found]
     lines += ["", "## Versions", ""] + [f"- {k}: {v}" for k, v in meta.get("versions", {}).items()]
     return "\n".join(lines) + "\n"
 
@@ -168,7 +300,7 @@ def html_report(run: Run) -> str:
     head = "".join(f"<th>{esc(h)}</th>" for h in ["variant", *cols, "budgets"])
     body = []
     for r in rows:
-        color = {"PASS": "#2a2", "FAIL": "#c22"}.get(r["verdict"], "#888")
+        color = {"PASS": "#2a2", "FAIL": "#c22", "data point": "#27a"}.get(r["verdict"], "#888")
         tds = "".join(f"<td>{esc(c)}</td>" for c in [r["variant"], *[r["cells"][h] for h in cols]])
         title = esc("; ".join(r["failed"]))
         body.append(f"<tr>{tds}<td style='color:{color}' title='{title}'><b>{r['verdict']}</b></td></tr>")
@@ -179,13 +311,18 @@ def html_report(run: Run) -> str:
         "<!doctype html><meta charset='utf-8'><title>kws-harness " + esc(run.path.name) + "</title>"
         "<style>body{font-family:sans-serif}td,th{padding:2px 8px;text-align:right}"
         "td:first-child{text-align:left}table{border-collapse:collapse}tr:nth-child(even){background:#f4f4f4}</style>"
-        f"<h1>kws-harness run {esc(run.path.name)}</h1><table><tr>{head}</tr>{''.join(body)}</table>"
+        f"<h1>kws-harness run {esc(run.path.name)}</h1><p><b>{esc(verdict_line(run_verdict(run, rows)))}</b></p>"
+        f"<table><tr>{head}</tr>{''.join(body)}</table>"
         f"{imgs}<h2>Metadata</h2><pre>{meta}</pre>"
     )
 
 
 def to_json(run: Run) -> dict[str, Any]:
-    return {"run": str(run.path), "metadata": run.metadata, "variants": summary_rows(run)}
+    rows = summary_rows(run)
+    v = run_verdict(run, rows)
+    return {"run": str(run.path), "verdict": v["verdict"], "partial": v["partial"],
+            "partial_reason": v["partial_reason"], "counts": v["counts"], "metadata": run.metadata,
+            "variants": rows, "findings": findings_rows(run)}
 
 
 # this run's metric -> the variants-table column harness.figures.compression reads

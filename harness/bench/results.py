@@ -8,9 +8,13 @@ Layout of a run (``<results>/runs/<UTC time>-<git short sha>/``)::
 
     measurements.csv          rows written by the main pytest process (or the CLI)
     measurements-gw0.csv      rows of pytest-xdist worker gw0 (one file per process: no interleaving)
-    metadata.json             git sha, dirty flag, tool versions, data set, budgets (atomic write)
+    metadata.json             git sha, dirty flag, tool versions, data set, budgets (atomic write);
+                              ``finished`` and ``exitstatus`` once the session ended (absent: partial run)
     devices/<label>.json      identity of each board used (its HELLO fields), written by its worker,
                               and "link": requests, retries, reconnects (totals and by variant)
+    plan.json                 {variant: {metric: test}}: what the selected tests were to measure
+    outcomes.jsonl            one line per benchmark test that failed or was skipped, with its message
+    findings[-gwN].jsonl      the paper's findings on this data: reproduced or not, with the numbers
 
 CSV columns: variant, metric, value, unit, limit, pass, test_id, timestamp. ``pass`` is
 ``true``/``false`` or empty when no budget applies.
@@ -42,6 +46,7 @@ from harness.errors import HarnessError
 from harness.paths import REPO_ROOT, results_dir
 
 COLUMNS = ["variant", "metric", "value", "unit", "limit", "pass", "test_id", "timestamp"]
+FINDING = "finding"  # the pseudo-variant of the paper's findings rows (metric = the finding's name)
 
 
 @dataclass(frozen=True)
@@ -205,6 +210,30 @@ class RunStore:
         meta.update(fields)
         return _readable(atomic_write_json(path, meta))
 
+    def append_json(self, stem: str, record: dict[str, Any]) -> Path:
+        """Append one JSON line to ``<stem>[-<writer>].jsonl`` (one write, fsynced, like a row)."""
+        name = f"{stem}-{self.writer}.jsonl" if self.writer else f"{stem}.jsonl"
+        path = self.run_dir / name
+        data = (json.dumps(record, default=str, sort_keys=True) + "\n").encode()
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise HarnessError(f"cannot append to {path}: {exc.strerror or exc}") from None
+        return path
+
+    def record_finding(self, name: str, reproduced: bool, detail: str, test_id: str = "",
+                       regression: bool = False) -> Row:
+        """A paper finding checked on this data: a row (variant ``finding``, 1 = reproduced) and
+        its numbers in findings.jsonl, so the report can say what did not reproduce and why."""
+        self.append_json("findings", {"name": name, "reproduced": bool(reproduced), "detail": detail,
+                                      "regression": bool(regression), "test_id": test_id, "timestamp": utc_now()})
+        return self.record(FINDING, name, 1.0 if reproduced else 0.0, "bool", None, None, test_id)
+
     def set_device(self, label: str, identity: dict[str, Any]) -> Path:
         """Record the identity (HELLO fields) of the board ``label`` used in this run."""
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
@@ -247,6 +276,9 @@ class Run:
     path: Path
     rows: list[Row] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    plan: dict[str, dict[str, str]] = field(default_factory=dict)  # variant -> metric -> test expected to measure it
+    outcomes: dict[str, dict[str, Any]] = field(default_factory=dict)  # nodeid -> its last outcome record
+    findings: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> last findings.jsonl record
 
     @property
     def variants(self) -> list[str]:
@@ -255,12 +287,59 @@ class Run:
             seen.setdefault(r.variant, None)
         return list(seen)
 
+    @property
+    def model_variants(self) -> list[str]:
+        """The variants measured or planned (the findings pseudo-variant left out)."""
+        seen: dict[str, None] = {}
+        for v in [*self.plan, *self.variants]:
+            if v != FINDING:
+                seen.setdefault(v, None)
+        return list(seen)
+
+    def status(self) -> tuple[bool, str]:
+        """``(partial, why)``: a run that did not finish, or ended interrupted, is partial."""
+        return run_status(self.metadata)
+
     def latest(self) -> dict[str, dict[str, Row]]:
         """``{variant: {metric: row}}`` keeping the last row of each pair (a rerun overrides)."""
         table: dict[str, dict[str, Row]] = {}
         for r in sorted(self.rows, key=lambda r: r.timestamp):
             table.setdefault(r.variant, {})[r.metric] = r
         return table
+
+
+_EXIT_MEANING = {2: "interrupted (Ctrl-C or SIGTERM)", 3: "pytest internal error", 4: "usage error",
+                 5: "no tests collected"}
+
+
+def run_status(meta: dict[str, Any]) -> tuple[bool, str]:
+    """``(partial, why)`` of a run from its metadata.json. A run whose metadata was started but never
+    finished (killed, crashed, still running), one that ended interrupted or stopped early (-x), is
+    partial. Exit status 1 (tests failed) is a finished run. Rows imported without metadata are not
+    judged (``(False, "")``)."""
+    if not meta or "started" not in meta:
+        return False, ""
+    if "finished" not in meta:
+        return True, "did not finish (no 'finished' in metadata.json: killed, crashed or still running)"
+    code = meta.get("exitstatus")
+    if isinstance(code, int) and code not in (0, 1):
+        return True, f"ended with exit status {code}: {_EXIT_MEANING.get(code, 'abnormal end')}"
+    if meta.get("stopped_early"):
+        return True, f"stopped early ({meta['stopped_early']}): not every selected test ran"
+    return False, ""
+
+
+def _read_jsonl(files: list[Path]) -> list[dict[str, Any]]:
+    out = []
+    for f in files:
+        for line in f.read_text(errors="replace").splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a crash mid-write
+            if isinstance(rec, dict):
+                out.append(rec)
+    return out
 
 
 def load_run(run_dir: str | Path) -> Run:
@@ -285,6 +364,15 @@ def load_run(run_dir: str | Path) -> Run:
     meta = path / "metadata.json"
     if meta.exists():
         run.metadata = read_json(meta)
+    plan = path / "plan.json"
+    if plan.exists():
+        run.plan = {v: dict(m) for v, m in read_json(plan).items() if isinstance(m, dict)}
+    for rec in sorted(_read_jsonl(sorted(path.glob("outcomes*.jsonl"))), key=lambda r: str(r.get("timestamp", ""))):
+        if rec.get("nodeid"):
+            run.outcomes[str(rec["nodeid"])] = rec
+    for rec in sorted(_read_jsonl(sorted(path.glob("findings*.jsonl"))), key=lambda r: str(r.get("timestamp", ""))):
+        if rec.get("name"):
+            run.findings[str(rec["name"])] = rec
     devices = sorted((path / "devices").glob("*.json")) if (path / "devices").is_dir() else []
     if devices:
         run.metadata.setdefault("devices", {})
@@ -324,15 +412,32 @@ def write_rows(run_dir: Path, rows: Iterable[Row]) -> None:
         store.record(r.variant, r.metric, r.value, r.unit, r.limit, r.passed, r.test_id)
 
 
-def baseline_run(spec: str, current: Path) -> Path:
-    """The baseline of ``current``: ``last`` = the newest earlier run beside it, else a path."""
+def baseline_run(spec: str, current: Path, notes: list[str] | None = None) -> Path:
+    """The baseline of ``current``: ``last`` = the newest earlier run beside it that finished (partial
+    runs are passed over, and ``notes`` says which and which run was taken instead), else a path."""
     current = Path(current)
     if spec == "last":
         older = [r for r in list_runs(current.parent) if r.name < current.name]
         if not older:
             raise HarnessError(f"--baseline last: no earlier run in {current.parent} to compare with")
-        return older[-1]
+        passed_over = []
+        for candidate in reversed(older):
+            meta = candidate / "metadata.json"
+            partial, why = run_status(read_json(meta) if meta.exists() else {})
+            if not partial:
+                if passed_over and notes is not None:
+                    notes.append(f"--baseline last: passed over partial run(s) {', '.join(passed_over)}; "
+                                 f"took {candidate.name} instead")
+                return candidate
+            passed_over.append(f"{candidate.name} ({why})")
+        raise HarnessError(f"--baseline last: every earlier run in {current.parent} is partial "
+                           f"({'; '.join(passed_over[:3])}); give a run folder with --baseline PATH")
     path = Path(spec).expanduser()
     if not path.exists():
         raise HarnessError(f"baseline {path} does not exist")
-    return resolve_run(path, exclude=current)
+    chosen = resolve_run(path, exclude=current)
+    meta = chosen / "metadata.json"
+    partial, why = run_status(read_json(meta) if meta.exists() else {})
+    if partial and notes is not None:
+        notes.append(f"baseline {chosen.name} is a partial run ({why}): what it lacks is not compared")
+    return chosen

@@ -65,8 +65,13 @@ def _split(args: argparse.Namespace) -> int:
         from harness.data.synth import default_dataset
 
         root = default_dataset(args.size, progress=not args.json)
+    from harness.data.clips import count_splits
+
     splits = load_splits(root, seed=TF_RANDOM_SEED if args.seed is None else args.seed)
-    _print_counts(splits.counts(), splits.root, args.json)
+    clips = count_splits(splits)
+    _print_counts({**splits.counts(), "clips_on_load": clips.as_dict()}, splits.root, args.json)
+    if not args.json:
+        print(clips.summary())
     return 0
 
 

@@ -37,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         a.add_argument("--no-flash", action="store_true", help="real board: do not upload, only check the build hash")
         a.add_argument("--json", action="store_true")
         if name == "infer":
-            a.add_argument("--count", type=int, default=64, help="test samples to send (default 64)")
+            a.add_argument("--count", type=int, default=64,
+                           help="test samples to send (default 64); exit code 1 if any score differs from the reference")
             a.add_argument("--random", action="store_true", help="random features instead of the test split")
         if name == "bench":
             a.add_argument("-n", type=int, default=10, help="timed inferences (default 10)")
@@ -117,9 +118,11 @@ def run(args: argparse.Namespace) -> int:
             if build is not None and build.generated.get("macs"):
                 out["per_mac"] = r.mean / build.generated["macs"]
         out["link"] = dict(board.stats)
+    # A board whose scores differ from the reference is a failure, whatever else it printed.
+    mismatch = "identical_to_reference" in out and out["identical_to_reference"] < out["samples"]
     if args.json:
         print(json.dumps(out, indent=2, default=str))
-        return 0
+        return 1 if mismatch else 0
     link = out["link"]
     if link["retries"] or link["reconnects"]:
         print(f"link: {link['requests']} requests, {link['retries']} sent again, {link['reconnects']} reconnects",
@@ -140,4 +143,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.action == "bench":
         print(f"  bench n={out['n']} w={out['warmup']}: mean {out['mean']:.0f} {unit}, min {out['min']}, "
               f"max {out['max']}" + (f", {out['per_mac']:.2f} {unit}/MAC" if "per_mac" in out else ""))
+    if mismatch:
+        print(f"error: {out['samples'] - out['identical_to_reference']}/{out['samples']} inferences differ from the "
+              f"TFLM reference", file=sys.stderr)
+        return 1
     return 0

@@ -27,8 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "compare",
         help="compare a run with a baseline run; exit 1 on a regression",
         description="Accuracy drop, on-device/host latency growth and size growth beyond the "
-        "[regression] tolerances of the budgets file fail (exit code 1) with a diff table. BASE and "
-        "NEW are run folders or results folders (meaning their latest run).",
+        "[regression] tolerances of the budgets file fail (exit code 1) with a diff table, and so do a "
+        "metric the baseline has and NEW lacks, a changed unit, and a paper finding that no longer "
+        "reproduces. BASE and NEW are run folders or results folders (meaning their latest run).",
     )
     c.add_argument("base", metavar="BASE")
     c.add_argument("new", metavar="NEW")
@@ -86,7 +87,7 @@ def run_report(args: argparse.Namespace) -> int:
     if args.baseline:
         from harness.bench import compare
 
-        base = results.baseline_run(args.baseline, run_path)
+        base = results.baseline_run(args.baseline, run_path, notes=notes)
         cmp = compare.compare_runs(results.load_run(base), run, _tolerances(args.budgets))
     shown, drift = _context(run, cmp, _tolerances(args.budgets), notes)
     written = [] if args.no_write else html_report.write_reports(
@@ -114,8 +115,8 @@ def run_report(args: argparse.Namespace) -> int:
             console.print(f"wrote {p}")
         for n in notes:
             console.print(n)
-    fails = any(r["verdict"] == "FAIL" for r in report.summary_rows(run))
-    return 1 if fails or (cmp is not None and not cmp.ok) else 0
+    verdict = report.run_verdict(run)["verdict"]  # FAIL, or PARTIAL: a run that did not finish passes nothing
+    return 1 if verdict in ("FAIL", "PARTIAL") or (cmp is not None and not cmp.ok) else 0
 
 
 def run_compare(args: argparse.Namespace) -> int:
@@ -129,5 +130,9 @@ def run_compare(args: argparse.Namespace) -> int:
         console.print(compare.render(cmp))
         console.print(cmp.summary(), style="red" if not cmp.ok else None)
     if not cmp.ok:
-        print(f"regression: {len(cmp.regressions)} value(s) beyond tolerance", file=sys.stderr)
+        missing = len(cmp.missing)
+        units = sum(1 for d in cmp.regressions if d.note.startswith("units differ"))
+        beyond = len(cmp.regressions) - missing - units
+        print(f"regression: {beyond} value(s) beyond tolerance, {missing} not measured in the new run, "
+              f"{units} with another unit", file=sys.stderr)
     return 0 if cmp.ok else 1

@@ -9,18 +9,40 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
 
 
+def _learning_rate(text: str) -> float:
+    """A finite learning rate > 0 (argparse type: ``--lr nan`` or ``--lr -1`` is one usage line)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0 (e.g. 1e-3), got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", type=Path, help="Speech Commands directory (default: the synthetic set of --size)")
     p.add_argument("--size", choices=("small", "paper"), default="paper", help="synthetic set size when --dataset is absent")
-    p.add_argument("--epochs", type=int, default=50, help="training epochs (default 50)")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--epochs", type=_positive_int, default=50, help="training epochs (default 50)")
+    p.add_argument("--lr", type=_learning_rate, default=1e-3, help="Adam learning rate, > 0 (default 1e-3)")
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
-    p.add_argument("--threads", type=int, default=1,
+    p.add_argument("--threads", type=_positive_int, default=1,
                    help="torch CPU threads (default 1: measured on a busy 2-core machine, "
                         "2 threads trained about 4x slower than 1)")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")

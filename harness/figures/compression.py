@@ -8,7 +8,7 @@ plotting never trains anything; a missing table is an error that says which comm
   fine-tuned vs not, accuracy vs non-zero parameters / FLOPs / host CPU latency.
 - fig13_unstruct_params.png: unstructured pruning, accuracy vs non-zero parameters.
 - fig12b_struct_mcu.png: accuracy vs on-device network time, when ``--device-results CSV`` (columns
-  variant, metric, value; metric ``device_network_time``) is given.
+  variant, metric, value and optionally unit; metric ``device_network_time``) is given.
 """
 
 from __future__ import annotations
@@ -34,10 +34,13 @@ def _rows_by_id(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {str(r["variant"]): r for r in rows}
 
 
-def _device_times(path: Path) -> dict[str, float]:
+def _device_times(path: Path) -> tuple[dict[str, float], str]:
+    """(variant -> network time, unit) from a device results CSV (an optional ``unit`` column names
+    the board's timer unit: instructions, cycles, ns)."""
     if not path.is_file():
         raise HarnessError(f"device results {path} not found")
     out: dict[str, float] = {}
+    units: set[str] = set()
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         missing = {"variant", "metric", "value"} - set(reader.fieldnames or [])
@@ -49,15 +52,31 @@ def _device_times(path: Path) -> dict[str, float]:
                     out[r["variant"]] = float(r["value"])
                 except ValueError:
                     raise HarnessError(f"device results {path}: value {r['value']!r} of {r['variant']} is not a number") from None
-    return out
+                if r.get("unit"):
+                    units.add(r["unit"])
+    if len(units) > 1:
+        raise HarnessError(f"device results {path}: times in several units ({', '.join(sorted(units))}) cannot share an axis")
+    return out, (units.pop() if units else "timer units")
 
 
-def draw(rows: list[dict[str, Any]], out_dir: Path, device: dict[str, float] | None = None) -> list[Path]:
-    """Draw every figure the rows allow; returns the PNG paths written."""
+def si_count(value: float, _pos: object = None) -> str:
+    """Tick label of a count: 350000 -> '350k', 1200000 -> '1.2M' (never '350000400000')."""
+    v = abs(value)
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if v >= div:
+            return f"{value / div:.4g}{suffix}"
+    return f"{value:.4g}"
+
+
+def draw(rows: list[dict[str, Any]], out_dir: Path, device: dict[str, float] | None = None,
+         device_unit: str = "timer units") -> list[Path]:
+    """Draw every figure the rows allow; returns the PNG paths written. Every axis names its unit;
+    counts tick as k/M, accuracy as percent."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
     from harness.model import prune, quant
 
@@ -66,12 +85,16 @@ def draw(rows: list[dict[str, Any]], out_dir: Path, device: dict[str, float] | N
     fp32 = by.get("fp32", {}).get("test_acc")
     written: list[Path] = []
 
-    def finish(fig, ax, name: str, title: str, xlabel: str) -> None:
+    def finish(fig, ax, name: str, title: str, xlabel: str, counts: bool = False) -> None:
         if fp32 not in (None, ""):
             ax.axhline(float(fp32), color="grey", ls=":", label="float32")
         ax.set_title(title)
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("test accuracy")
+        if counts:
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+            ax.xaxis.set_major_formatter(FuncFormatter(si_count))
+        ax.set_ylabel("test accuracy (%)")
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
         ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)
         ax.legend()
@@ -92,9 +115,11 @@ def draw(rows: list[dict[str, Any]], out_dir: Path, device: dict[str, float] | N
                 ax.plot(*zip(*pts), marker="o", label=m.upper())
         ax.set_xticks(list(quant.BITS))
         name = "symmetric" if scheme == "sym" else "asymmetric"
-        finish(fig, ax, f"fig{fig_no:02d}_quant_{scheme}.png", f"{name} quantization: accuracy vs bits", "bits")
+        finish(fig, ax, f"fig{fig_no:02d}_quant_{scheme}.png", f"{name} quantization: accuracy vs bits",
+               "weight bits (activations int8)")
 
-    def pruning_figure(kind: str, xkey: str, name: str, title: str, xlabel: str, xs: dict[str, float] | None = None) -> None:
+    def pruning_figure(kind: str, xkey: str, name: str, title: str, xlabel: str, xs: dict[str, float] | None = None,
+                       counts: bool = True) -> None:
         fig, ax = plt.subplots(figsize=(5, 3.6))
         drawn = False
         for ft, label in (("ft", "fine-tuned"), ("noft", "not fine-tuned")):
@@ -110,20 +135,25 @@ def draw(rows: list[dict[str, Any]], out_dir: Path, device: dict[str, float] | N
                 for x, y, p in pts:
                     ax.annotate(f"{p}%", (x, y), textcoords="offset points", xytext=(3, 3), fontsize=7, color=line.get_color())
         if drawn:
-            finish(fig, ax, name, title, xlabel)
+            finish(fig, ax, name, title, xlabel, counts=counts)
         else:
             plt.close(fig)
 
-    pruning_figure("struct", "nonzero_parameters", "fig10_struct_params.png", "structured pruning: accuracy vs parameters", "parameters")
-    pruning_figure("struct", "flops", "fig11_struct_flops.png", "structured pruning: accuracy vs FLOPs", "FLOPs")
+    pruning_figure("struct", "nonzero_parameters", "fig10_struct_params.png", "structured pruning: accuracy vs parameters",
+                   "parameters (count)")
+    pruning_figure("struct", "flops", "fig11_struct_flops.png", "structured pruning: accuracy vs FLOPs",
+                   "FLOPs per inference (count)")
     # Minimum over the timed batch-1 runs when the table has it: on a shared host the median mostly
     # measures the other processes.
     cpu = "host_cpu_min_ms" if any(r.get("host_cpu_min_ms") not in (None, "") for r in rows) else "host_cpu_ms"
     pruning_figure("struct", cpu, "fig12_struct_cpu.png", "structured pruning: accuracy vs host CPU time",
-                   f"host CPU latency (ms, batch 1, 1 thread, {'min' if cpu == 'host_cpu_min_ms' else 'median'})")
+                   f"host CPU latency (ms, batch 1, 1 thread, {'min' if cpu == 'host_cpu_min_ms' else 'median'})",
+                   counts=False)
     if device:
-        pruning_figure("struct", "", "fig12b_struct_mcu.png", "structured pruning: accuracy vs MCU network time", "device network time", xs=device)
-    pruning_figure("unstruct", "nonzero_parameters", "fig13_unstruct_params.png", "unstructured pruning: accuracy vs non-zero parameters", "non-zero parameters")
+        pruning_figure("struct", "", "fig12b_struct_mcu.png", "structured pruning: accuracy vs MCU network time",
+                       f"device network time ({device_unit} per inference)", xs=device)
+    pruning_figure("unstruct", "nonzero_parameters", "fig13_unstruct_params.png",
+                   "unstructured pruning: accuracy vs non-zero parameters", "non-zero parameters (count)")
     return written
 
 
@@ -133,9 +163,9 @@ def run(args: argparse.Namespace) -> int:
 
     table = Path(args.table) if args.table else results_dir() / "variants" / "variants.csv"
     rows = read_table(table)
-    device = _device_times(Path(args.device_results)) if args.device_results else None
+    device, unit = _device_times(Path(args.device_results)) if args.device_results else (None, "timer units")
     out = Path(args.out) if args.out else results_dir() / "figures"
-    written = draw(rows, out, device)
+    written = draw(rows, out, device, unit)
     if not written:
         raise HarnessError(f"variants table {table} has no quantization or pruning rows to plot")
     for p in written:

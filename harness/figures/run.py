@@ -42,9 +42,10 @@ def draw(run: Run) -> list[Path]:
     table = _variants_table(run)
     if table is not None:
         argv += ["--table", str(table)]
-    device_rows = [(v, m["device_network"].value) for v, m in run.latest().items() if "device_network" in m]
+    device_rows = [(v, m["device_network"].value, m["device_network"].unit)
+                   for v, m in run.latest().items() if "device_network" in m]
     if device_rows:
-        lines = ["variant,metric,value"] + [f"{v},device_network_time,{val!r}" for v, val in device_rows]
+        lines = ["variant,metric,value,unit"] + [f"{v},device_network_time,{val!r},{unit}" for v, val, unit in device_rows]
         csv_path = atomic_write_text(run.path / "device_network_time.csv", "\n".join(lines) + "\n")
         argv += ["--device-results", str(csv_path)]
     parser = argparse.ArgumentParser()

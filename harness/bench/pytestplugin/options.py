@@ -112,6 +112,8 @@ def _sigterm_as_interrupt(config: pytest.Config) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "kws_variant(id): test of one model variant (set by the kws-harness plugin)")
+    config.addinivalue_line("markers", "kws_metrics(*names): budgeted metrics the test measures for its variant "
+                                       "(a selected test's metric that never arrives fails the variant)")
     _prefer_loadgroup(config)
     if not hasattr(config, "workerinput"):
         _sigterm_as_interrupt(config)
@@ -120,6 +122,10 @@ def pytest_configure(config: pytest.Config) -> None:
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[STASH_STATE] = state
+    if state.worker is None and not config.pluginmanager.has_plugin("kws-harness-outcomes"):
+        from harness.bench.pytestplugin.recording import OutcomeLog
+
+        config.pluginmanager.register(OutcomeLog(state), "kws-harness-outcomes")
     if config.getoption("kws_variants") or state.baseline is not None:
         selected_variant_ids(config)  # a pattern matching nothing fails here, before collection
     if state.baseline is not None and state.worker is None:
@@ -141,6 +147,13 @@ def _configure(config: pytest.Config) -> KwsState:
     if dataset and not Path(dataset).expanduser().is_dir():
         raise HarnessError(f"--dataset {dataset}: no such directory (give a Speech Commands folder, or leave "
                            f"--dataset out for the synthetic set)")
+    if dataset:
+        from harness.data.clips import check_layout
+
+        try:
+            check_layout(Path(dataset).expanduser().resolve())  # a folder that is no data set: say so now, once
+        except HarnessError as exc:
+            raise HarnessError(f"--dataset {dataset}: {exc}") from None
     if config.getoption("kws_device_samples") < 1:
         raise HarnessError(f"--device-samples must be at least 1, got {config.getoption('kws_device_samples')}")
 
@@ -195,7 +208,7 @@ def _configure(config: pytest.Config) -> KwsState:
         else:
             from harness.bench.results import baseline_run
 
-            state.baseline = baseline_run(baseline, run_dir)
+            state.baseline = baseline_run(baseline, run_dir, notes=state.notes)
     if budgets_opt or budgets_path.exists():
         from harness.bench.budgets import load
 

@@ -117,3 +117,22 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if bench and items and not _writable_root(state.run_dir):
         # checked now, created at the first measurement (so --collect-only leaves nothing behind)
         raise pytest.UsageError(f"results directory {state.run_dir.parent.parent} is not writable")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The plan: which budgeted metrics each selected test is to measure for its variant (from the
+    tests' ``kws_metrics`` marks, after -k/--deselect), so a metric that never arrives is a FAIL
+    ("not measured"), not a silent PASS. Written to plan.json with the first measurement."""
+    state = session.config.stash.get(STASH_STATE, None)
+    if state is None:
+        return
+    plan: dict[str, dict[str, str]] = {}
+    for item in session.items:
+        callspec = getattr(item, "callspec", None)
+        vid = callspec.params.get("variant_id") if callspec else None
+        if vid is None:
+            continue
+        for mark in item.iter_markers("kws_metrics"):
+            for metric in mark.args:
+                plan.setdefault(vid, {}).setdefault(str(metric), item.nodeid)
+    state.plan = plan

@@ -5,6 +5,7 @@ A row is on disk before the test can fail, so a run killed or failed halfway kee
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -14,12 +15,12 @@ from harness.errors import HarnessError
 
 
 def check_baseline(state: KwsState) -> None:
-    from harness.bench.results import load_run
+    from harness.bench.results import FINDING, load_run
 
     base = load_run(state.baseline)
     have = set(base.variants)
     common = [v for v in state.variant_ids or [] if v in have]
-    if not common:
+    if not common and FINDING not in have:  # a findings-only run is a baseline for the findings
         raise HarnessError(
             f"baseline {state.baseline} has none of the selected variants "
             f"({', '.join(state.variant_ids[:5])}{' ...' if len(state.variant_ids) > 5 else ''}); "
@@ -39,7 +40,13 @@ def open_store(state: KwsState) -> Any:
             extra: dict[str, Any] = {"devices_requested": state.devices}
             if state.baseline is not None:
                 extra["baseline"] = str(state.baseline)
+                if state.notes:
+                    extra["baseline_notes"] = list(state.notes)
             state.store.write_metadata(**run_metadata(state.budgets, **extra))
+        if state.plan:
+            from harness.cache import atomic_write_json
+
+            os.chmod(atomic_write_json(state.run_dir / "plan.json", state.plan), 0o644)
     return state.store
 
 
@@ -94,3 +101,40 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
             raise
         message = str(exc)
     pytest.fail(message, pytrace=False)
+
+
+def _message(report: pytest.TestReport) -> str:
+    """The first line of what made a test fail or skip (no traceback)."""
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:  # a skip: (file, line, reason)
+        text = str(longrepr[2])
+    else:
+        crash = getattr(longrepr, "reprcrash", None)
+        text = crash.message if crash is not None else str(longrepr or "")
+    text = text.removeprefix("Skipped: ").removeprefix("Failed: ")
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return line[:300]
+
+
+class OutcomeLog:
+    """Registered by pytest_configure in the main process (or the xdist controller): keeps each
+    benchmark test's outcome beside the rows (outcomes.jsonl), so a metric that was never measured
+    can be explained ("not measured: test_x failed: board stopped answering")."""
+
+    def __init__(self, state: KwsState):
+        self.state = state
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "teardown" or (report.when == "setup" and report.passed):
+            return
+        if "kws_variant" not in report.keywords:
+            return
+        outcome = report.outcome if report.when == "call" else ("error" if report.failed else report.outcome)
+        from harness.bench.results import utc_now
+
+        try:
+            open_store(self.state).append_json("outcomes", {
+                "nodeid": report.nodeid, "when": report.when, "outcome": outcome,
+                "message": "" if report.passed else _message(report), "timestamp": utc_now()})
+        except HarnessError as exc:
+            self.state.notes.append(f"outcomes not kept: {exc}")

@@ -1,6 +1,7 @@
 """What the plugin resolved for one pytest process, kept in the config stash.
 
-Every other module of the plugin reads it through ``kws_state(config)``; nothing here does I/O.
+Every other module of the plugin reads it through ``kws_state(config)``; the only I/O here is the
+writability probe of a results folder.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ class KwsState:
     recorded: int = 0
     measured: dict = field(default_factory=dict)  # (variant, metric) -> last Row of this process
     notes: list[str] = field(default_factory=list)
+    plan: dict = field(default_factory=dict)  # variant -> metric -> nodeid of the test that measures it
+    stopped_early: str = ""  # why the session stopped before running every test (-x, --maxfail)
 
 
 def kws_state(config: pytest.Config) -> KwsState:
@@ -46,10 +49,22 @@ def _split(value: str | None) -> list[str]:
 
 
 def _writable_root(path: Path) -> bool:
-    """True when ``path`` exists writable, or could be created under a writable ancestor."""
+    """True when ``path`` exists writable, or could be created under a writable ancestor.
+
+    Tried, not only asked: root passes ``os.access`` everywhere, yet cannot create a folder under
+    /proc or on a read-only mount, so a scratch folder is made in the nearest existing ancestor and
+    removed at once (nothing is left behind)."""
+    import tempfile
+
     p = path
     while not p.exists():
         if p.parent == p:
             return False
         p = p.parent
-    return p.is_dir() and os.access(p, os.W_OK | os.X_OK)
+    if not (p.is_dir() and os.access(p, os.W_OK | os.X_OK)):
+        return False
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".kws-probe-", dir=p))
+    except OSError:
+        return False
+    return True
