@@ -28,6 +28,7 @@ def test_device_infer_exit_code_follows_the_reference(monkeypatch, capsys, tmp_p
 
     board = Board()
     board.info = info
+    board.stats = {"requests": 5, "retries": 0, "reconnects": 0}  # link.Board's counters
     monkeypatch.setattr(boards, "resolve", lambda dev: [SimpleNamespace(kind="emu", env="emu_m4", name="emu")])
     monkeypatch.setattr(boards, "session", lambda spec, build, flash=True: contextlib.nullcontext(board))
     monkeypatch.setattr(cmd, "_build_for", lambda args, env: SimpleNamespace(tflite=tmp_path / "m.tflite", variant=None))
