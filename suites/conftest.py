@@ -124,7 +124,7 @@ def board(variant_id: str, firmware_build: Any, board_spec: Any, kws: Any, resul
     cm = _harness_call(f"board {label}", boards.session, board_spec, firmware_build)
     b = _harness_call(f"board {label} for {variant_id}", cm.__enter__)
     try:
-        results_store.set_device(label, _identity(b.info, variant_id))
+        results_store.set_device(label, {**_identity(b.info, variant_id), **getattr(b, "where", {})})
         yield b
     finally:
         cm.__exit__(None, None, None)

@@ -1,7 +1,8 @@
 """Command-line options (group "kws-harness") and their validation at configure time.
 
 Options (none clash with pytest-embedded's --port/--count/dut or labgrid's --lg-*): --device,
---dataset, --budgets, --variants, --backend, --results-dir, --baseline, --device-samples. Every bad
+--dataset, --budgets, --variants, --backend, --results-dir, --baseline, --device-samples, and for a
+labgrid farm --lg-place / --lg-wait (labgrid's own plugin adds --lg-env and --lg-coordinator). Every bad
 value is a ``pytest.UsageError`` with one line, before anything is collected or measured.
 
 Several boards: with pytest-xdist ``-n N`` the controller hands worker ``gwK`` the K-th entry of the
@@ -42,6 +43,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                             help="compare with a baseline run: 'last' (newest earlier run) or a run/results folder")),
         ("--device-samples", dict(default=64, type=int, metavar="N",
                                   help="test inputs sent to the board for accuracy and bit-exactness (default 64)")),
+        ("--lg-place", dict(default=None, metavar="PLACES",
+                            help="labgrid place(s) for --device=labgrid, comma-separated (default: LG_PLACE); "
+                                 "same as --device=labgrid:P1,labgrid:P2")),
+        ("--lg-wait", dict(default=60.0, type=float, metavar="S",
+                           help="seconds to wait for a labgrid place held by someone else (default 60); "
+                                "then it is reported, never taken")),
     ]
     for name, kwargs in opts:
         try:
@@ -67,6 +74,26 @@ def _expand_devices(devices: list[str]) -> list[str]:
         else:
             out += [s.url or d for s in specs]
     return out
+
+
+def _labgrid_devices(config: pytest.Config, devices: list[str]) -> list[str]:
+    """``--device=labgrid`` + --lg-place/LG_PLACE -> labgrid:PLACE entries; set up the labgrid board kind
+    (coordinator, env file, wait) and release its places when this process ends."""
+    import os
+
+    if devices == ["labgrid"]:
+        places = _split(config.getoption("kws_lg_place") or os.environ.get("LG_PLACE"))
+        if not places:
+            raise HarnessError("--device=labgrid needs --lg-place NAME[,NAME...] (or LG_PLACE), or use --device=labgrid:NAME")
+        devices = [f"labgrid:{p}" for p in places]
+    if any(d.startswith("labgrid:") for d in devices):
+        from harness.device.boards import labgrid
+
+        labgrid.SETTINGS.coordinator = config.getoption("lg_coordinator", None) or None
+        labgrid.SETTINGS.env_file = config.getoption("lg_env", None) or None
+        labgrid.SETTINGS.wait_s = float(config.getoption("kws_lg_wait"))
+        config.add_cleanup(labgrid.close_all)  # release this process's places, also after failures and Ctrl-C
+    return devices
 
 
 def _worker_index(worker: str) -> int:
@@ -134,7 +161,7 @@ def _configure(config: pytest.Config) -> KwsState:
 
     workerinput = getattr(config, "workerinput", None)
     worker = workerinput["workerid"] if workerinput else None
-    devices = _split(config.getoption("kws_device")) or ["emu"]
+    devices = _labgrid_devices(config, _split(config.getoption("kws_device")) or ["emu"])
     n = getattr(config.option, "numprocesses", None)
     distributed = bool(n) and getattr(config.option, "dist", "no") != "no"
     dataset = config.getoption("kws_dataset")

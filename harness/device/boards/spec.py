@@ -5,7 +5,8 @@ starts or flashes anything.
 
 ``--device`` values: ``emu`` (default: QEMU mps2-an386), ``native`` (host build), a serial path
 like ``/dev/ttyACM0``, ``socket://host:port`` (a board behind a network serial server), ``auto``
-(every Arduino Nano 33 BLE found by USB vendor/product id), or ``auto:SERIAL`` (one by serial number).
+(every Arduino Nano 33 BLE found by USB vendor/product id), ``auto:SERIAL`` (one by serial number), or
+``labgrid:PLACE`` (a place of a labgrid farm, see boards/labgrid.py; its board kind is asked from the coordinator).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from harness.errors import HarnessError
 
 ARDUINO_VID = 0x2341
 NANO33BLE_PIDS = {0x805A: "application", 0x005A: "bootloader"}  # Nano 33 BLE and BLE Sense (mbed core)
-KINDS = ("emu", "native", "serial", "socket")
+KINDS = ("emu", "native", "serial", "socket", "labgrid")
 ENV_OF_KIND = {"emu": "emu_m4", "native": "native"}  # every other kind runs the real board's firmware
 
 
@@ -37,6 +38,7 @@ class BoardSpec:
     url: str | None = None
     serial_number: str | None = None
     description: str = ""
+    firmware_env: str | None = None  # set when the kind alone does not say it (labgrid: the place's board)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -47,7 +49,7 @@ class BoardSpec:
     @property
     def env(self) -> str:
         """The PlatformIO environment whose firmware runs on this board."""
-        return ENV_OF_KIND.get(self.kind, "nano33ble")
+        return self.firmware_env or ENV_OF_KIND.get(self.kind, "nano33ble")
 
     @property
     def name(self) -> str:
@@ -77,6 +79,15 @@ def resolve(device: str | None) -> list[BoardSpec]:
         if not re.fullmatch(r"socket://[^:/]+:\d+", device):
             raise HarnessError(f"device {device}: expected socket://HOST:PORT")
         return [BoardSpec("socket", device, description="network serial port")]
+    if device.startswith("labgrid:"):
+        from harness.device.boards import labgrid
+
+        place = device.partition(":")[2]
+        if not labgrid.PLACE_RE.fullmatch(place):
+            raise HarnessError(f"device {device}: expected labgrid:PLACE (a place name on the coordinator)")
+        board = labgrid.board_of_place(place)
+        return [BoardSpec("labgrid", device, description=f"labgrid place {place} ({board}) on {labgrid.coordinator_address()}",
+                          firmware_env=labgrid.BOARD_ENVS[board])]
     if device == "auto" or device.startswith("auto:"):
         boards = find_nano_boards()
         wanted = device.partition(":")[2]
