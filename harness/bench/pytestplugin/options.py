@@ -46,8 +46,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         ("--lg-place", dict(default=None, metavar="PLACES",
                             help="labgrid place(s) for --device=labgrid, comma-separated (default: LG_PLACE); "
                                  "same as --device=labgrid:P1,labgrid:P2")),
-        ("--lg-wait", dict(default=60.0, type=float, metavar="S",
-                           help="seconds to wait for a labgrid place held by someone else (default 60); "
+        ("--lg-wait", dict(default=None, type=float, metavar="S",
+                           help="seconds to wait for a labgrid place held by someone else (default 60, or "
+                                "KWS_LG_WAIT); "
                                 "then it is reported, never taken")),
     ]
     for name, kwargs in opts:
@@ -91,7 +92,8 @@ def _labgrid_devices(config: pytest.Config, devices: list[str]) -> list[str]:
 
         labgrid.SETTINGS.coordinator = config.getoption("lg_coordinator", None) or None
         labgrid.SETTINGS.env_file = config.getoption("lg_env", None) or None
-        labgrid.SETTINGS.wait_s = float(config.getoption("kws_lg_wait"))
+        if config.getoption("kws_lg_wait") is not None:
+            labgrid.SETTINGS.wait_s = float(config.getoption("kws_lg_wait"))
         config.add_cleanup(labgrid.close_all)  # release this process's places, also after failures and Ctrl-C
     return devices
 

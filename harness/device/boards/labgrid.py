@@ -43,7 +43,7 @@ class Settings:
 
     coordinator: str | None = None  # None: LG_COORDINATOR, else DEFAULT_COORDINATOR
     env_file: str | None = None  # None: LG_ENV, else lab/<board>.yaml
-    wait_s: float = 60.0  # how long a place held by someone else is waited for
+    wait_s: float = field(default_factory=lambda: float(os.environ.get("KWS_LG_WAIT", "60")))  # a held place
 
 
 SETTINGS = Settings()
@@ -65,6 +65,7 @@ class _Client:
     """This process's coordinator session (labgrid's ClientSession, driven synchronously)."""
 
     def __init__(self, address: str):
+        os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # gRPC's fork/thread notes are not the harness's output
         from labgrid.remote.client import start_session
 
         self.address = address
@@ -104,7 +105,11 @@ class _Client:
 
     def board_of(self, name: str) -> str:
         place = self.place(name)
-        info = [r for p, r in self.resources(place).items() if p[2] == "KwsBoardInfo"]
+        found = self.resources(place)
+        if not found and not place.tags.get("board"):
+            raise HarnessError(f"labgrid place {name}: matches no exported resource (is its exporter running? "
+                               f"labgrid-client -p {name} show)")
+        info = [r for p, r in found.items() if p[2] == "KwsBoardInfo"]
         board = (info[0].args.get("board") if info else None) or place.tags.get("board")
         if not board:
             raise HarnessError(f"labgrid place {name}: no KwsBoardInfo resource and no 'board' tag; set one with "
@@ -273,7 +278,7 @@ class LabgridLink:
         for path in place.acquired_resources:
             exporter, group, cls, name = path
             res = c.session.resources.get(exporter, {}).get(group, {}).get(name)
-            if res is None or not res.avail:
+            if res is None or not (getattr(res, "data", None) or {}).get("avail"):  # deleted entries are emptied
                 raise HarnessError(f"labgrid place {self.place}: exporter {exporter} is gone "
                                    f"({group}/{cls}/{name} no longer published)")
             found[tuple(path)] = res
@@ -299,13 +304,23 @@ class LabgridLink:
                 else:
                     board_id = flasher.load(str(build.elf)) or ""
             url = target.get_driver("KwsLinkDriver").url()
-        except HarnessError:
-            raise
         except Exception as exc:  # noqa: BLE001 - labgrid binding/driver errors: one line
-            raise HarnessError(f"labgrid place {self.place}: {_first_line(exc)}") from None
+            self._check_alive(c)  # an exporter that went away mid-flash says so, instead of labgrid's KeyError
+            if isinstance(exc, HarnessError):
+                raise
+            raise HarnessError(f"labgrid place {self.place}: {type(exc).__name__}: {_first_line(exc)}") from None
         self.where = _where(self.place, resources, board_id)
         held.where = self.where
-        yield url
+        try:
+            yield url
+        except HarnessError as exc:
+            if "labgrid place" in str(exc):
+                raise
+            try:
+                self._check_alive(c)
+            except HarnessError as gone:
+                raise HarnessError(f"{gone} [{exc}]") from None
+            raise HarnessError(f"labgrid place {self.place}: {exc}") from None
 
 
 def _where(place: str, resources: dict[tuple[str, str, str, str], Any], board_id: str) -> dict[str, str]:
