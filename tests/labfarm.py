@@ -64,7 +64,7 @@ class LabFarm:
     def start_coordinator(self) -> None:
         port = free_port()
         self.coordinator = f"127.0.0.1:{port}"
-        self._spawn("coordinator", [str(BIN / "labgrid-coordinator"), "--listen", self.coordinator])
+        self._spawn("coordinator", [sys.executable, "-m", "labgrid.remote.coordinator", "--listen", self.coordinator])
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             try:
@@ -84,7 +84,7 @@ class LabFarm:
         del board
         cfg = self.root / f"exporter-{place}.yaml"
         cfg.write_text((REPO / "lab" / "exporter-emu.yaml").read_text())
-        self._spawn(f"exporter-{place}", [str(BIN / "labgrid-exporter"), "--name", f"exp-{place}",
+        self._spawn(f"exporter-{place}", [sys.executable, "-m", "labgrid.remote.exporter", "--name", f"exp-{place}",
                                           "--hostname", "127.0.0.1", str(cfg)],
                     KWS_EMU_ID=place, KWS_EMU_SERIAL=str(self.boards[place][0]), KWS_EMU_FLASH=str(self.boards[place][1]))
         self._wait_for(f"exporter-{place}", r"Exporter ready")
@@ -93,7 +93,7 @@ class LabFarm:
 
     def client(self, *args: str, user: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
         extra = {"LG_USERNAME": user} if user else {}
-        r = subprocess.run([str(BIN / "labgrid-client"), "-x", self.coordinator, *args], cwd=self.root,
+        r = subprocess.run([sys.executable, "-m", "labgrid.remote.client", "-x", self.coordinator, *args], cwd=self.root,
                            env=self.env(**extra), capture_output=True, text=True, timeout=60)
         if check and r.returncode != 0:
             raise RuntimeError(f"labgrid-client {' '.join(args)}: {r.stdout}{r.stderr}")

@@ -69,8 +69,10 @@ def test_options_are_registered_once_without_clashes(suite: pytest.Pytester) -> 
     for opt in ("--device=DEV", "--dataset=DIR", "--budgets=FILE", "--variants=IDS", "--backend",
                 "--results-dir=DIR", "--baseline=last|PATH", "--device-samples=N"):
         assert out.count(opt) == 1, opt
-    for foreign in ("--port", "--count", "--lg-"):
+    for foreign in ("--port", "--count"):
         assert f"  {foreign}" not in out
+    for lg in ("--lg-place", "--lg-wait", "--lg-env", "--lg-coordinator"):  # labgrid's names, once (ours or its)
+        assert out.count(f"  {lg}=") == 1, lg
 
 
 def test_run_records_checks_budgets_and_prints_table(suite: pytest.Pytester) -> None:

@@ -2,7 +2,7 @@
 
 Options (none clash with pytest-embedded's --port/--count/dut or labgrid's --lg-*): --device,
 --dataset, --budgets, --variants, --backend, --results-dir, --baseline, --device-samples, and for a
-labgrid farm --lg-place / --lg-wait (labgrid's own plugin adds --lg-env and --lg-coordinator). Every bad
+labgrid farm --lg-place / --lg-wait and labgrid's --lg-env / --lg-coordinator. Every bad
 value is a ``pytest.UsageError`` with one line, before anything is collected or measured.
 
 Several boards: with pytest-xdist ``-n N`` the controller hands worker ``gwK`` the K-th entry of the
@@ -23,7 +23,24 @@ from harness.bench.pytestplugin.state import LOCAL_KINDS, STASH_STATE, KwsState,
 from harness.errors import HarnessError
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+def _labgrid_plugin_loads(pluginmanager: Any) -> bool:
+    """True when labgrid's own pytest plugin is (or will be) loaded: then its --lg-env/--lg-coordinator serve."""
+    import os
+    from importlib import metadata
+
+    if pluginmanager is None:
+        return False
+    if pluginmanager.has_plugin("labgrid"):
+        return True
+    if pluginmanager.is_blocked("labgrid") or os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
+        return False
+    try:
+        return any(ep.name == "labgrid" for ep in metadata.entry_points(group="pytest11"))
+    except Exception:  # noqa: BLE001 - broken metadata: assume it does not load
+        return False
+
+
+def pytest_addoption(parser: pytest.Parser, pluginmanager: Any = None) -> None:
     group = parser.getgroup("kws-harness", "kws-harness benchmark suites")
     opts = [
         ("--device", dict(default="emu", metavar="DEV",
@@ -55,6 +72,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         try:
             group.addoption(name, dest="kws_" + name.lstrip("-").replace("-", "_"), **kwargs)
         except ValueError:  # already added (plugin registered twice): keep the first
+            pass
+    # labgrid's own pytest plugin is off (pyproject: -p no:labgrid; its global step logger breaks
+    # in-process pytest runs); its two options keep their names, meaning and dest here.
+    for name, dest, meta, text in [("--lg-env", "lg_env", "FILE", "labgrid environment file for the places "
+                                    "(default: LG_ENV, else lab/<board>.yaml)"),
+                                   ("--lg-coordinator", "lg_coordinator", "HOST:PORT",
+                                    "labgrid coordinator (default: LG_COORDINATOR, else 127.0.0.1:20408)")]:
+        if _labgrid_plugin_loads(pluginmanager):
+            break
+        try:
+            group.addoption(name, dest=dest, default=None, metavar=meta, help=text)
+        except ValueError:  # labgrid's plugin is loaded (-p labgrid): its option serves
             pass
     parser.addini("kws_variant_ids", "the universe of variant ids (default: harness.model.variants.all_ids())",
                   type="linelist", default=[])

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.device.boards.spec import BoardSpec
 from harness.errors import HarnessError
 from harness.paths import REPO_ROOT
 
@@ -223,7 +222,7 @@ class LabgridLink:
     kind = "labgrid"
     needs_build = False  # like a real board: `device hello` talks to whatever runs on it
 
-    def __init__(self, spec: BoardSpec, flash: bool = True):
+    def __init__(self, spec: Any, flash: bool = True):  # a spec.BoardSpec (spec.py imports this module)
         self.spec = spec
         self.flash = flash
         self.place = spec.url.partition(":")[2] if spec.url else ""
