@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from labfarm import REPO, LabFarm  # noqa: E402
+from labfarm import REPO, LabFarm, free_port  # noqa: E402
 
 pytest.importorskip("labgrid")
 
@@ -145,3 +145,12 @@ def test_suites_over_two_places_equal_the_emu_run_bit_for_bit(farm: LabFarm, tmp
     info = {json.loads(p.read_text())["place"] for p in (run_dir / "devices").glob("*.json")}
     assert info == set(PLACES)
     assert all(farm.acquired_by(p) is None for p in PLACES)
+
+
+def test_unknown_place_and_unreachable_coordinator_are_one_line(farm: LabFarm) -> None:
+    r = _harness(farm, "device", "hello", "--device", "labgrid:nosuch")
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        f"error: labgrid place nosuch: not on coordinator {farm.coordinator} (places: emu-1, emu-2)"]
+    r = _harness(farm, "device", "hello", "--device", "labgrid:emu-1", LG_COORDINATOR=f"127.0.0.1:{free_port()}")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "not reachable" in r.stderr and "Traceback" not in r.stderr

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import os
 import re
 import signal
@@ -68,11 +69,15 @@ class _Client:
         from labgrid.remote.client import start_session
 
         self.address = address
+        quiet = logging.NullHandler()  # labgrid logs a refused connection on the root logger; we say it once
+        logging.getLogger().addHandler(quiet)
         try:
             self.session = start_session(address)
         except Exception as exc:  # noqa: BLE001 - grpc/ConnectionRefused/ServerError: one line
             raise HarnessError(f"labgrid coordinator {address}: not reachable ({_first_line(exc)}); "
                                f"set LG_COORDINATOR=HOST:PORT") from None
+        finally:
+            logging.getLogger().removeHandler(quiet)
         self.held: dict[str, _Held] = {}
         self.identity = f"{self.session.gethostname()}/{self.session.getuser()}"
 
