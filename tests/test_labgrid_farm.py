@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -81,8 +82,19 @@ def test_place_held_by_someone_else_is_reported_not_taken(farm: LabFarm) -> None
         assert "Traceback" not in r.stderr and len(err.splitlines()) == 1, err
         assert "labgrid place emu-2: held by" in err and "someone-else" in err and "not taken" in err
         assert farm.acquired_by("emu-2").endswith("/someone-else")
-    finally:
+        waiting = subprocess.Popen([sys.executable, "-m", "harness", "device", "infer", "--variant", "fp32", "--random",
+                                    "--count", "2", "--json", "--device", "labgrid:emu-2"], cwd=REPO,
+                                   env=farm.env(KWS_LG_WAIT="300"), text=True, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE)
+        time.sleep(3)  # not a timing assertion: the release below may come before or after it starts waiting
         farm.client("-p", "emu-2", "release", user="someone-else")
+        out, err = waiting.communicate(timeout=RUN_TIMEOUT_S)
+        assert waiting.returncode == 0, err  # it waited for the place and got it once it was free
+        assert json.loads(out)["identical_to_reference"] == 2
+        assert farm.acquired_by("emu-2") is None
+    finally:
+        if farm.acquired_by("emu-2"):
+            farm.client("-p", "emu-2", "release", "--kick", user="someone-else")
 
 
 def _flashed(farm: LabFarm, place: str) -> bool:
@@ -154,3 +166,17 @@ def test_unknown_place_and_unreachable_coordinator_are_one_line(farm: LabFarm) -
     r = _harness(farm, "device", "hello", "--device", "labgrid:emu-1", LG_COORDINATOR=f"127.0.0.1:{free_port()}")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
     assert "not reachable" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_sigterm_mid_run_releases_the_place(farm: LabFarm) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "device", "infer", "--variant", "fp32", "--random",
+                             "--count", "100000", "--device", "labgrid:emu-1"], cwd=REPO, env=farm.env(), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while farm.acquired_by("emu-1") is None:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "Traceback" not in err, err
+    assert farm.acquired_by("emu-1") is None

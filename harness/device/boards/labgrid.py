@@ -239,7 +239,11 @@ class LabgridLink:
         if held is None:
             board = c.board_of(self.place)
             sigterm_as_interrupt()
-            c.acquire(self.place, SETTINGS.wait_s)
+            try:
+                c.acquire(self.place, SETTINGS.wait_s)
+            except KeyboardInterrupt:  # Ctrl-C/SIGTERM while the request may be in flight: release at exit
+                c.held[self.place] = _Held(self.place, board)
+                raise
             held = c.held[self.place] = _Held(self.place, board)
             try:
                 held.target = self._target(c, held)
