@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 60.0
 
@@ -36,7 +35,8 @@ class LabFarm:
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LG_")}
-        env.update(LG_COORDINATOR=self.coordinator, PYTHONUNBUFFERED="1", **extra)
+        env.update(LG_COORDINATOR=self.coordinator, PYTHONUNBUFFERED="1")
+        env.update(extra)
         env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
         return env
 

@@ -10,7 +10,6 @@ fails only its own work, in one line, while the other place finishes.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
