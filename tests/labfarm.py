@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from harness.device.emulator import _die_with_parent  # noqa: E402 - PR_SET_PDEATHSIG in the child
 START_TIMEOUT_S = 60.0
 
 
@@ -43,7 +45,8 @@ class LabFarm:
     def _spawn(self, name: str, cmd: list[str], **env: str) -> subprocess.Popen:
         log = open(self.root / f"{name}.log", "wb")
         proc = subprocess.Popen(cmd, cwd=self.root, env=self.env(**env), stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+                                stdin=subprocess.DEVNULL, start_new_session=True,
+                                preexec_fn=_die_with_parent)  # a test process killed hard leaves no farm behind
         self.procs[name] = proc
         return proc
 
