@@ -14,6 +14,9 @@ path (coordinator, exporter, place, driver) is exercised on machines without a N
 The exporter publishes both ports (``lab/exporter-emu.yaml``); the harness flashes through the
 ``KwsEmuFlashDriver`` of ``harness.device.boards.lgdrivers``. Started with ports 0, it prints
 ``KWS_EMUBOARD serial=<port> flash=<port>`` once listening. Run: ``python -m harness.device.emuboard``.
+
+It listens on 127.0.0.1 unless ``--host`` says otherwise. Whoever reaches the flash port runs code in
+QEMU with Arm semihosting on, which can open files on the lab host: serve it only on a trusted lab network.
 """
 
 from __future__ import annotations
