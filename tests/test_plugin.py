@@ -150,6 +150,9 @@ def test_no_records_means_no_run_folder(pytester: pytest.Pytester) -> None:
     (("--backend", "tflm"), None, "*--backend tflm runs on a real board only*"),
     (("--device-samples", "0"), None, "*--device-samples must be at least 1*"),
     (("--dataset", "/no/such/speech_commands"), None, "*--dataset /no/such/speech_commands: no such directory*"),
+    (("--device", "labgrid"), None, "*--device=labgrid needs --lg-place NAME*"),
+    (("--device", "labgrid:emu-1", "--lg-coordinator", "127.0.0.1:9"), None,
+     "*--device 'labgrid:emu-1' matches nothing: labgrid *"),  # coordinator not reachable (or labgrid missing)
 ])
 def test_bad_input_is_one_line_and_a_failed_run(suite: pytest.Pytester, extra: tuple, budgets: str | None,
                                                  message: str) -> None:

@@ -66,7 +66,10 @@ class _Client:
 
     def __init__(self, address: str):
         os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # gRPC's fork/thread notes are not the harness's output
-        from labgrid.remote.client import start_session
+        try:
+            from labgrid.remote.client import start_session
+        except ImportError as exc:
+            raise HarnessError(f"labgrid is not installed ({exc}); run make setup (requirements.txt pins it)") from None
 
         self.address = address
         quiet = logging.NullHandler()  # labgrid logs a refused connection on the root logger; we say it once
