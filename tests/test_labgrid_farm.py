@@ -162,6 +162,8 @@ def test_unknown_place_and_unreachable_coordinator_are_one_line(farm: LabFarm) -
     r = _harness(farm, "device", "hello", "--device", "labgrid:nosuch")
     assert r.returncode == 2 and r.stderr.strip().splitlines() == [
         f"error: labgrid place nosuch: not on coordinator {farm.coordinator} (places: emu-1, emu-2)"]
+    r = _harness(farm, "device", "hello", "--device", "labgrid:board=nano33ble")
+    assert r.returncode == 2 and r.stderr.strip() == f"error: labgrid: no place on {farm.coordinator} has board=nano33ble"
     r = _harness(farm, "device", "hello", "--device", "labgrid:emu-1", LG_COORDINATOR=f"127.0.0.1:{free_port()}")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
     assert "not reachable" in r.stderr and "Traceback" not in r.stderr
@@ -179,3 +181,14 @@ def test_sigterm_mid_run_releases_the_place(farm: LabFarm) -> None:
     _, err = proc.communicate(timeout=120)
     assert proc.returncode != 0 and "Traceback" not in err, err
     assert farm.acquired_by("emu-1") is None
+
+
+def test_a_tag_names_every_place_carrying_it(farm: LabFarm) -> None:
+    farm.client("-p", "emu-2", "set-tags", "rack=b")
+    code = ("from harness.device import boards; "
+            "print(' '.join(f'{s.url}:{s.env}' for s in boards.resolve('labgrid:board=emu')), "
+            "' '.join(s.url for s in boards.resolve('labgrid:rack=b')))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=farm.env(), capture_output=True, text=True,
+                       timeout=RUN_TIMEOUT_S)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["labgrid:emu-1:emu_m4", "labgrid:emu-2:emu_m4", "labgrid:emu-2"]

@@ -35,6 +35,7 @@ DEFAULT_COORDINATOR = "127.0.0.1:20408"
 LAB_DIR = REPO_ROOT / "lab"
 BOARD_ENVS = {"emu": "emu_m4", "nano33ble": "nano33ble"}  # KwsBoardInfo.board -> PlatformIO env
 PLACE_RE = re.compile(r"[A-Za-z0-9_.+-]+")
+TAG_RE = re.compile(r"[A-Za-z0-9_-]+=[A-Za-z0-9_.+-]+")  # labgrid:board=nano33ble: every place with that tag
 
 
 @dataclass
@@ -125,6 +126,16 @@ class _Client:
             raise HarnessError(f"labgrid place {name}: board {board!r} is not one of {', '.join(BOARD_ENVS)}")
         return board
 
+    def matching(self, key: str, value: str) -> list[str]:
+        """Places whose tag ``key`` is ``value`` (for ``board``, also their KwsBoardInfo's board)."""
+        self.sync()
+        names = []
+        for name, place in sorted(self.session.places.items()):
+            boards = {r.args.get("board") for p, r in self.resources(place).items() if p[2] == "KwsBoardInfo"}
+            if place.tags.get(key) == value or (key == "board" and value in boards):
+                names.append(name)
+        return names
+
     def acquire(self, name: str, wait_s: float) -> None:
         """Acquire ``name``, waiting up to ``wait_s`` while another user holds it; never kick."""
         import grpc
@@ -179,6 +190,15 @@ def client() -> _Client:
 def board_of_place(name: str) -> str:
     """The board kind (``emu`` / ``nano33ble``) of a place, asked from the coordinator (resolve time)."""
     return client().board_of(name)
+
+
+def places_matching(pattern: str) -> list[str]:
+    """``TAG=VALUE`` -> the places carrying that tag (``board=nano33ble`` also matches by KwsBoardInfo)."""
+    key, _, value = pattern.partition("=")
+    names = client().matching(key, value)
+    if not names:
+        raise HarnessError(f"labgrid: no place on {coordinator_address()} has {key}={value}")
+    return names
 
 
 def release_all() -> list[str]:

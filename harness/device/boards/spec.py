@@ -83,8 +83,10 @@ def resolve(device: str | None) -> list[BoardSpec]:
         from harness.device.boards import labgrid
 
         place = device.partition(":")[2]
+        if labgrid.TAG_RE.fullmatch(place):  # a tag: every place carrying it, one board each (like auto)
+            return [s for p in labgrid.places_matching(place) for s in resolve(f"labgrid:{p}")]
         if not labgrid.PLACE_RE.fullmatch(place):
-            raise HarnessError(f"device {device}: expected labgrid:PLACE (a place name on the coordinator)")
+            raise HarnessError(f"device {device}: expected labgrid:PLACE or labgrid:TAG=VALUE")
         board = labgrid.board_of_place(place)
         return [BoardSpec("labgrid", device, description=f"labgrid place {place} ({board}) on {labgrid.coordinator_address()}",
                           firmware_env=labgrid.BOARD_ENVS[board])]
