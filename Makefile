@@ -37,6 +37,7 @@ apt:
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --disable-pip-version-check -r requirements.txt
+	$(PIP) install -q --disable-pip-version-check --no-deps --force-reinstall $$(grep '^pyserial-labgrid==' requirements.txt)
 	$(PIP) install -q --disable-pip-version-check --no-deps -e .
 	touch $@
 

@@ -135,7 +135,7 @@ def board(variant_id: str, firmware_build: Any, board_spec: Any, kws: Any, resul
     b = _harness_call(f"board {label} for {variant_id}", cm.__enter__)
     identity = _identity(b.info, variant_id)
     try:
-        results_store.set_device(label, identity)
+        results_store.set_device(label, {**identity, **getattr(b, "where", {})})
         yield b
     finally:
         try:

@@ -69,8 +69,10 @@ def test_options_are_registered_once_without_clashes(suite: pytest.Pytester) -> 
     for opt in ("--device=DEV", "--dataset=DIR", "--budgets=FILE", "--variants=IDS", "--backend",
                 "--results-dir=DIR", "--baseline=last|PATH", "--device-samples=N"):
         assert out.count(opt) == 1, opt
-    for foreign in ("--port", "--count", "--lg-"):
+    for foreign in ("--port", "--count"):
         assert f"  {foreign}" not in out
+    for lg in ("--lg-place", "--lg-wait", "--lg-env", "--lg-coordinator"):  # labgrid's names, once (ours or its)
+        assert out.count(f"  {lg}=") == 1, lg
 
 
 def test_run_records_checks_budgets_and_prints_table(suite: pytest.Pytester) -> None:
@@ -148,6 +150,9 @@ def test_no_records_means_no_run_folder(pytester: pytest.Pytester) -> None:
     (("--backend", "tflm"), None, "*--backend tflm runs on a real board only*"),
     (("--device-samples", "0"), None, "*--device-samples must be at least 1*"),
     (("--dataset", "/no/such/speech_commands"), None, "*--dataset /no/such/speech_commands: no such directory*"),
+    (("--device", "labgrid"), None, "*--device=labgrid needs --lg-place NAME*"),
+    (("--device", "labgrid:emu-1", "--lg-coordinator", "127.0.0.1:9"), None,
+     "*--device 'labgrid:emu-1' matches nothing: labgrid *"),  # coordinator not reachable (or labgrid missing)
 ])
 def test_bad_input_is_one_line_and_a_failed_run(suite: pytest.Pytester, extra: tuple, budgets: str | None,
                                                  message: str) -> None:

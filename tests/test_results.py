@@ -113,3 +113,25 @@ def test_run_lookup_and_baseline(tmp_path: Path) -> None:
     with pytest.raises(HarnessError, match="no measurements"):
         (tmp_path / "empty").mkdir()
         results.load_run(tmp_path / "empty")
+
+
+def test_rows_say_where_they_were_measured_and_old_runs_still_load(tmp_path: Path) -> None:
+    store = results.RunStore(tmp_path / "new")
+    store.set_where(device="labgrid:emu-1")
+    store.record("fp32", "accuracy", 0.9)  # host metric before the board is up: only the worker's device
+    store.set_device("labgrid:emu-1", {"board": "emu_m4", "place": "emu-1", "exporter": "exp-a",
+                                       "exporter_host": "lab-a", "board_serial": "ABC123"})
+    store.record("fp32", "device_network", 697880, "instructions")
+    rows = {r.metric: r for r in results.load_run(tmp_path / "new").rows}
+    assert (rows["accuracy"].device, rows["accuracy"].place) == ("labgrid:emu-1", "")
+    r = rows["device_network"]
+    assert (r.device, r.place, r.exporter, r.exporter_host, r.board_serial) == (
+        "labgrid:emu-1", "emu-1", "exp-a", "lab-a", "ABC123")
+    header = (tmp_path / "new" / "measurements.csv").read_text().splitlines()[0]
+    assert header == ",".join(results.COLUMNS) and header.startswith("variant,metric,value,unit,limit,pass,test_id,timestamp,")
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "measurements.csv").write_text("variant,metric,value,unit,limit,pass,test_id,timestamp\n"
+                                          "fp32,flash,35248.0,B,,,t,2026-01-01T00:00:00.000000Z\n")
+    (row,) = results.load_run(old).rows
+    assert row.value == 35248.0 and row.place == "" and row.board_serial == ""

@@ -16,8 +16,10 @@ Layout of a run (``<results>/runs/<UTC time>-<git short sha>/``)::
     outcomes.jsonl            one line per benchmark test that failed or was skipped, with its message
     findings[-gwN].jsonl      the paper's findings on this data: reproduced or not, with the numbers
 
-CSV columns: variant, metric, value, unit, limit, pass, test_id, timestamp. ``pass`` is
-``true``/``false`` or empty when no budget applies.
+CSV columns: variant, metric, value, unit, limit, pass, test_id, timestamp, then where the row was
+measured: device (the worker's --device), place, exporter, exporter_host (labgrid farm) and board_serial
+(USB serial number, or emulator id); empty when unknown (older runs lack these columns and still load).
+``pass`` is ``true``/``false`` or empty when no budget applies.
 
 Metric names used by the suites (units in brackets): accuracy, accuracy_<class>, tflite_accuracy
 [fraction]; params, nonzero_params, flops [count]; flash_estimate, ram_estimate, flash, ram,
@@ -45,7 +47,8 @@ from harness.cache import atomic_write_json
 from harness.errors import HarnessError
 from harness.paths import REPO_ROOT, results_dir
 
-COLUMNS = ["variant", "metric", "value", "unit", "limit", "pass", "test_id", "timestamp"]
+WHERE = ("device", "place", "exporter", "exporter_host", "board_serial")  # where a row was measured
+COLUMNS = ["variant", "metric", "value", "unit", "limit", "pass", "test_id", "timestamp", *WHERE]
 FINDING = "finding"  # the pseudo-variant of the paper's findings rows (metric = the finding's name)
 
 
@@ -61,6 +64,11 @@ class Row:
     passed: bool | None = None
     test_id: str = ""
     timestamp: str = ""
+    device: str = ""
+    place: str = ""
+    exporter: str = ""
+    exporter_host: str = ""
+    board_serial: str = ""
 
     def to_csv(self) -> list[str]:
         return [
@@ -72,6 +80,7 @@ class Row:
             "" if self.passed is None else ("true" if self.passed else "false"),
             self.test_id,
             self.timestamp,
+            *(getattr(self, k) for k in WHERE),
         ]
 
     @classmethod
@@ -86,6 +95,7 @@ class Row:
             passed=None if p == "" else p == "true",
             test_id=rec.get("test_id", ""),
             timestamp=rec.get("timestamp", ""),
+            **{k: rec.get(k) or "" for k in WHERE},
         )
 
 
@@ -159,6 +169,7 @@ class RunStore:
         self.writer = writer
         name = f"measurements-{writer}.csv" if writer else "measurements.csv"
         self.csv_path = self.run_dir / name
+        self.where: dict[str, str] = {}  # stamped on every row: set_device / set_where
         self._ensure_writable()
 
     def _ensure_writable(self) -> None:
@@ -184,7 +195,7 @@ class RunStore:
     ) -> Row:
         """Append one row now (flush + fsync) and return it."""
         row = Row(variant, metric, float(value), unit, None if limit is None else float(limit),
-                  passed, test_id, utc_now())
+                  passed, test_id, utc_now(), **{k: str(self.where.get(k) or "") for k in WHERE})
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         new = not self.csv_path.exists() or self.csv_path.stat().st_size == 0
@@ -209,6 +220,10 @@ class RunStore:
         meta = read_json(path) if path.exists() else {}
         meta.update(fields)
         return _readable(atomic_write_json(path, meta))
+
+    def set_where(self, **where: Any) -> None:
+        """Where the following rows are measured (keys of WHERE; others ignored)."""
+        self.where.update({k: str(v) for k, v in where.items() if k in WHERE and v is not None})
 
     def append_json(self, stem: str, record: dict[str, Any]) -> Path:
         """Append one JSON line to ``<stem>[-<writer>].jsonl`` (one write, fsynced, like a row)."""
@@ -235,7 +250,9 @@ class RunStore:
         return self.record(FINDING, name, 1.0 if reproduced else 0.0, "bool", None, None, test_id)
 
     def set_device(self, label: str, identity: dict[str, Any]) -> Path:
-        """Record the identity (HELLO fields) of the board ``label`` used in this run."""
+        """Record the identity (HELLO fields, and where it is: place, exporter, board serial) of the board
+        ``label`` used in this run; its place/exporter/serial are stamped on the rows that follow."""
+        self.set_where(**identity)
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
         return _readable(atomic_write_json(self.run_dir / "devices" / f"{safe}.json", {"label": label, **identity}))
 

@@ -30,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        ("bench", "N timed inferences after W warm-ups, timed on the device"),
                        ("serve", "start an emulated board (emu or native) and print its URL until Ctrl-C")):
         a = actions.add_parser(name, help=text, description=text)
-        a.add_argument("--device", default="emu", help="emu (default), native, /dev/ttyACM0, socket://HOST:PORT, auto")
+        a.add_argument("--device", default="emu", help="emu (default), native, /dev/ttyACM0, socket://HOST:PORT, auto, "
+                                                       "labgrid:PLACE (LG_COORDINATOR)")
         a.add_argument("--variant", help="variant id whose firmware runs on the board")
         a.add_argument("--tflite", help="int8 .tflite to build instead of a variant")
         a.add_argument("--backend", default="aot", choices=["aot", "tflm"])

@@ -1,7 +1,8 @@
 """Command-line options (group "kws-harness") and their validation at configure time.
 
 Options (none clash with pytest-embedded's --port/--count/dut or labgrid's --lg-*): --device,
---dataset, --budgets, --variants, --backend, --results-dir, --baseline, --device-samples. Every bad
+--dataset, --budgets, --variants, --backend, --results-dir, --baseline, --device-samples, and for a
+labgrid farm --lg-place / --lg-wait and labgrid's --lg-env / --lg-coordinator. Every bad
 value is a ``pytest.UsageError`` with one line, before anything is collected or measured.
 
 Several boards: with pytest-xdist ``-n N`` the controller hands worker ``gwK`` the K-th entry of the
@@ -22,7 +23,24 @@ from harness.bench.pytestplugin.state import LOCAL_KINDS, STASH_STATE, KwsState,
 from harness.errors import HarnessError
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+def _labgrid_plugin_loads(pluginmanager: Any) -> bool:
+    """True when labgrid's own pytest plugin is (or will be) loaded: then its --lg-env/--lg-coordinator serve."""
+    import os
+    from importlib import metadata
+
+    if pluginmanager is None:
+        return False
+    if pluginmanager.has_plugin("labgrid"):
+        return True
+    if pluginmanager.is_blocked("labgrid") or os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
+        return False
+    try:
+        return any(ep.name == "labgrid" for ep in metadata.entry_points(group="pytest11"))
+    except Exception:  # noqa: BLE001 - broken metadata: assume it does not load
+        return False
+
+
+def pytest_addoption(parser: pytest.Parser, pluginmanager: Any = None) -> None:
     group = parser.getgroup("kws-harness", "kws-harness benchmark suites")
     opts = [
         ("--device", dict(default="emu", metavar="DEV",
@@ -42,11 +60,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                             help="compare with a baseline run: 'last' (newest earlier run) or a run/results folder")),
         ("--device-samples", dict(default=64, type=int, metavar="N",
                                   help="test inputs sent to the board for accuracy and bit-exactness (default 64)")),
+        ("--lg-place", dict(default=None, metavar="PLACES",
+                            help="labgrid place(s) for --device=labgrid, comma-separated (default: LG_PLACE); "
+                                 "same as --device=labgrid:P1,labgrid:P2")),
+        ("--lg-wait", dict(default=None, type=float, metavar="S",
+                           help="seconds to wait for a labgrid place held by someone else (default 60, or "
+                                "KWS_LG_WAIT); "
+                                "then it is reported, never taken")),
     ]
     for name, kwargs in opts:
         try:
             group.addoption(name, dest="kws_" + name.lstrip("-").replace("-", "_"), **kwargs)
         except ValueError:  # already added (plugin registered twice): keep the first
+            pass
+    # labgrid's own pytest plugin is off (pyproject: -p no:labgrid; its global step logger breaks
+    # in-process pytest runs); its two options keep their names, meaning and dest here.
+    for name, dest, meta, text in [("--lg-env", "lg_env", "FILE", "labgrid environment file for the places "
+                                    "(default: LG_ENV, else lab/<board>.yaml)"),
+                                   ("--lg-coordinator", "lg_coordinator", "HOST:PORT",
+                                    "labgrid coordinator (default: LG_COORDINATOR, else 127.0.0.1:20408)")]:
+        if _labgrid_plugin_loads(pluginmanager):
+            break
+        try:
+            group.addoption(name, dest=dest, default=None, metavar=meta, help=text)
+        except ValueError:  # labgrid's plugin is loaded (-p labgrid): its option serves
             pass
     parser.addini("kws_variant_ids", "the universe of variant ids (default: harness.model.variants.all_ids())",
                   type="linelist", default=[])
@@ -67,6 +104,27 @@ def _expand_devices(devices: list[str]) -> list[str]:
         else:
             out += [s.url or d for s in specs]
     return out
+
+
+def _labgrid_devices(config: pytest.Config, devices: list[str]) -> list[str]:
+    """``--device=labgrid`` + --lg-place/LG_PLACE -> labgrid:PLACE entries; set up the labgrid board kind
+    (coordinator, env file, wait) and release its places when this process ends."""
+    import os
+
+    if devices == ["labgrid"]:
+        places = _split(config.getoption("kws_lg_place") or os.environ.get("LG_PLACE"))
+        if not places:
+            raise HarnessError("--device=labgrid needs --lg-place NAME[,NAME...] (or LG_PLACE), or use --device=labgrid:NAME")
+        devices = [f"labgrid:{p}" for p in places]
+    if any(d.startswith("labgrid:") for d in devices):
+        from harness.device.boards import labgrid
+
+        labgrid.SETTINGS.coordinator = config.getoption("lg_coordinator", None) or None
+        labgrid.SETTINGS.env_file = config.getoption("lg_env", None) or None
+        if config.getoption("kws_lg_wait") is not None:
+            labgrid.SETTINGS.wait_s = float(config.getoption("kws_lg_wait"))
+        config.add_cleanup(labgrid.close_all)  # release this process's places, also after failures and Ctrl-C
+    return devices
 
 
 def _worker_index(worker: str) -> int:
@@ -140,7 +198,7 @@ def _configure(config: pytest.Config) -> KwsState:
 
     workerinput = getattr(config, "workerinput", None)
     worker = workerinput["workerid"] if workerinput else None
-    devices = _split(config.getoption("kws_device")) or ["emu"]
+    devices = _labgrid_devices(config, _split(config.getoption("kws_device")) or ["emu"])
     n = getattr(config.option, "numprocesses", None)
     distributed = bool(n) and getattr(config.option, "dist", "no") != "no"
     dataset = config.getoption("kws_dataset")

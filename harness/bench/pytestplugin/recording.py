@@ -33,6 +33,7 @@ def open_store(state: KwsState) -> Any:
         from harness.bench.results import RunStore
 
         state.store = RunStore(state.run_dir, writer=state.worker)
+        state.store.set_where(device=state.device)  # the board fixture adds place/exporter/serial
         meta = state.run_dir / "metadata.json"
         if not meta.exists():
             from harness.bench.results import run_metadata

@@ -16,14 +16,16 @@ from typing import Any
 
 from harness.device.boards.claim import claim
 from harness.device.boards.emu import EmuLink, NativeLink
+from harness.device.boards.labgrid import LabgridLink
 from harness.device.boards.serial import PORT_RETURN_TIMEOUT_S, SerialLink, wait_for_port
 from harness.device.boards.socket import SocketLink
 from harness.device.boards.spec import ARDUINO_VID, NANO33BLE_PIDS, BoardSpec, find_nano_boards, resolve
 from harness.errors import HarnessError
 
-LINKS: dict[str, type] = {"emu": EmuLink, "native": NativeLink, "serial": SerialLink, "socket": SocketLink}
+LINKS: dict[str, type] = {"emu": EmuLink, "native": NativeLink, "serial": SerialLink, "socket": SocketLink,
+                         "labgrid": LabgridLink}
 
-__all__ = ["ARDUINO_VID", "LINKS", "NANO33BLE_PIDS", "PORT_RETURN_TIMEOUT_S", "BoardSpec", "EmuLink", "NativeLink",
+__all__ = ["ARDUINO_VID", "LINKS", "NANO33BLE_PIDS", "PORT_RETURN_TIMEOUT_S", "BoardSpec", "EmuLink", "LabgridLink", "NativeLink",
            "SerialLink", "SocketLink", "claim", "find_nano_boards", "identify", "resolve", "session",
            "wait_for_port"]
 
@@ -62,6 +64,7 @@ def session(spec: BoardSpec, build: Any = None, *, flash: bool = True, timeout: 
         # a board the harness started answers at once; a real one just reset by an upload may need a moment
         attempts = 1 if link_kind.needs_build else 3
         with _handshake(url, kwargs, verify=bool(expect) or link_kind.needs_build, attempts=attempts) as board:
+            board.where = dict(getattr(link, "where", None) or {})  # place/exporter/board id (labgrid)
             yield board
 
 

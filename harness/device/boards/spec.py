@@ -7,7 +7,8 @@ starts or flashes anything.
 like ``/dev/ttyACM0``, ``socket://host:port[?board=NAME]`` (a board behind a network serial server,
 or one started by ``python -m harness device serve``; NAME is the board's HELLO name, else HELLO
 tells it: ``boards.identify``), ``auto`` (every Arduino Nano 33 BLE found by USB vendor/product id),
-or ``auto:SERIAL`` (one by serial number).
+``auto:SERIAL`` (one by serial number), or ``labgrid:PLACE`` (a place of a labgrid farm, see
+boards/labgrid.py; its board kind is asked from the coordinator).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from harness.errors import HarnessError
 
 ARDUINO_VID = 0x2341
 NANO33BLE_PIDS = {0x805A: "application", 0x005A: "bootloader"}  # Nano 33 BLE and BLE Sense (mbed core)
-KINDS = ("emu", "native", "serial", "socket")
+KINDS = ("emu", "native", "serial", "socket", "labgrid")
 ENV_OF_KIND = {"emu": "emu_m4", "native": "native"}  # every other kind runs the real board's firmware
 ENV_OF_BOARD = {"emu_m4": "emu_m4", "native": "native", "nano33ble": "nano33ble"}  # HELLO `board` -> env
 
@@ -43,6 +44,7 @@ class BoardSpec:
     serial_number: str | None = None
     description: str = ""
     board: str | None = None
+    firmware_env: str | None = None  # set when the kind alone does not say it (labgrid: the place's board)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -56,6 +58,8 @@ class BoardSpec:
     @property
     def env(self) -> str:
         """The PlatformIO environment whose firmware runs on this board (a real Nano unless told otherwise)."""
+        if self.firmware_env:
+            return self.firmware_env
         if self.kind in ENV_OF_KIND:
             return ENV_OF_KIND[self.kind]
         return ENV_OF_BOARD[self.board] if self.board else "nano33ble"
@@ -89,6 +93,17 @@ def resolve(device: str | None) -> list[BoardSpec]:
         if not m:
             raise HarnessError(f"device {device}: expected socket://HOST:PORT or socket://HOST:PORT?board=NAME")
         return [BoardSpec("socket", m.group(1), description="network serial port", board=m.group(2))]
+    if device.startswith("labgrid:"):
+        from harness.device.boards import labgrid
+
+        place = device.partition(":")[2]
+        if labgrid.TAG_RE.fullmatch(place):  # a tag: every place carrying it, one board each (like auto)
+            return [s for p in labgrid.places_matching(place) for s in resolve(f"labgrid:{p}")]
+        if not labgrid.PLACE_RE.fullmatch(place):
+            raise HarnessError(f"device {device}: expected labgrid:PLACE or labgrid:TAG=VALUE")
+        board = labgrid.board_of_place(place)
+        return [BoardSpec("labgrid", device, description=f"labgrid place {place} ({board}) on {labgrid.coordinator_address()}",
+                          firmware_env=labgrid.BOARD_ENVS[board])]
     if device == "auto" or device.startswith("auto:"):
         boards = find_nano_boards()
         wanted = device.partition(":")[2]
