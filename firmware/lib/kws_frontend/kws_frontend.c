@@ -14,6 +14,14 @@
 #include "kws_frontend.h"
 
 #include <stddef.h>
+#include <string.h>
+
+/* 4-byte loads/stores of int16 pairs; the builtin stays inline under -ffreestanding too. */
+#if defined(__GNUC__)
+#define KWS_MEMCPY __builtin_memcpy
+#else
+#define KWS_MEMCPY memcpy
+#endif
 
 #include "kws_fft.h"
 #include "kws_frontend_tables.h"
@@ -87,35 +95,86 @@ void kws_frontend_reset(void) {
 }
 
 /* ---- window.c + fft.cc: returns the shift that scaled the window into the FFT's range ---- */
-KWS_FE_STAGE static int window_and_fft(const int16_t *samples) {
+#if defined(__ARM_FEATURE_SIMD32) && defined(__ARM_FEATURE_DSP) && !defined(KWS_FFT_PORTABLE)
+#include <arm_acle.h>
+/* Lane-wise max / min of two int16 pairs (SSUB16 sets the GE flags that SEL reads; one asm block
+ * so nothing can come between them). */
+static inline uint32_t max16x2(uint32_t a, uint32_t b) {
+  uint32_t r;
+  __asm__("ssub16 %0, %1, %2\n\tsel %0, %1, %2" : "=&r"(r) : "r"(a), "r"(b) : "cc");
+  return r;
+}
+static inline uint32_t min16x2(uint32_t a, uint32_t b) {
+  uint32_t r;
+  __asm__("ssub16 %0, %1, %2\n\tsel %0, %2, %1" : "=&r"(r) : "r"(a), "r"(b) : "cc");
+  return r;
+}
+/* Two samples times two Q12 window values, >> 12, truncated to int16 each. */
+static inline uint32_t window2(uint32_t x, uint32_t w) {
+  uint32_t r;
+  const int32_t lo = (int16_t)(x & 0xFFFFu) * (int16_t)(w & 0xFFFFu); /* SMULBB */
+  const int32_t hi = (int16_t)(x >> 16) * (int16_t)(w >> 16);           /* SMULTT */
+  __asm__("pkhtb %0, %1, %2, asr #12" : "=r"(r) : "r"((uint32_t)hi << 4), "r"(lo));
+  return r;
+}
+#define KWS_FE_WINDOW_DSP 1
+#endif
+
+/* max |v| over the windowed samples, where v = -32768 counts as nothing: TF takes the abs in
+ * int16, which wraps -32768 to itself, and then compares it as a negative number. */
+static int16_t max_abs_exact(const int16_t *v) {
   int16_t max_abs = 0;
   int i;
   for (i = 0; i < KWS_FE_WINDOW_SIZE; ++i) {
-    int16_t v = (int16_t)(((int32_t)samples[i] * kws_fe_window[i]) >> kFrontendWindowBits);
-    s_fft_input.samples[i] = v;
-    if (v < 0) v = (int16_t)-v;
-    if (v > max_abs) max_abs = v;
+    int16_t a = v[i];
+    if (a < 0) a = (int16_t)-a;
+    if (a > max_abs) max_abs = a;
   }
-  const int shift = 15 - msb32((uint32_t)max_abs);
+  return max_abs;
+}
+
+KWS_FE_STAGE static int window_and_fft(const int16_t *samples) {
+  int16_t max_abs = 0;
+  int i;
+#if defined(KWS_FE_WINDOW_DSP)
+  uint32_t vmax = 0, vmin = 0;
+  for (i = 0; i < KWS_FE_WINDOW_SIZE; i += 2) {
+    uint32_t x, w, v;
+    KWS_MEMCPY(&x, samples + i, 4);
+    KWS_MEMCPY(&w, kws_fe_window + i, 4);
+    v = window2(x, w);
+    KWS_MEMCPY(s_fft_input.samples + i, &v, 4);
+    vmax = max16x2(v, vmax);
+    vmin = min16x2(v, vmin);
+  }
+  {
+    const int32_t hi_max = (int16_t)(vmax >> 16), lo_max = (int16_t)(vmax & 0xFFFFu);
+    const int32_t hi_min = (int16_t)(vmin >> 16), lo_min = (int16_t)(vmin & 0xFFFFu);
+    if (hi_min == -32768 || lo_min == -32768) {
+      max_abs = max_abs_exact(s_fft_input.samples);
+    } else {
+      int32_t m = hi_max > lo_max ? hi_max : lo_max;
+      if (-hi_min > m) m = -hi_min;
+      if (-lo_min > m) m = -lo_min;
+      max_abs = (int16_t)m;
+    }
+  }
+#else
   for (i = 0; i < KWS_FE_WINDOW_SIZE; ++i) {
-    s_fft_input.samples[i] = (int16_t)((uint16_t)s_fft_input.samples[i] << shift);
+    s_fft_input.samples[i] = (int16_t)(((int32_t)samples[i] * kws_fe_window[i]) >> kFrontendWindowBits);
   }
-  for (; i < KWS_FFT_SIZE; ++i) s_fft_input.samples[i] = 0;
-  kws_fft_real(s_fft_input.pairs, s_spectrum.bins);
-  return shift;
+  max_abs = max_abs_exact(s_fft_input.samples);
+#endif
+  /* samples[KWS_FE_WINDOW_SIZE ..] are the FFT's zero padding: static, never written */
+  return 15 - msb32((uint32_t)max_abs);
+}
+
+/* The FFT (input shift fused in) and filterbank.c's squared magnitudes of the used bins. */
+KWS_FE_STAGE static void fft_energy(int shift) {
+  kws_fft_energy(s_fft_input.samples, shift, KWS_FE_FB_START_INDEX, KWS_FE_FB_END_INDEX, s_spectrum.energy);
 }
 
 /* ---- filterbank.c ---- */
-KWS_FE_STAGE static void filterbank_energy(void) {
-  int i;
-  for (i = KWS_FE_FB_START_INDEX; i < KWS_FE_FB_END_INDEX; ++i) {
-    const int32_t real = s_spectrum.bins[i].r;
-    const int32_t imag = s_spectrum.bins[i].i;
-    const uint32_t mag_squared = (uint32_t)(real * real) + (uint32_t)(imag * imag);
-    s_spectrum.energy[i] = (int32_t)mag_squared;
-  }
-}
-
 KWS_FE_STAGE static void filterbank_accumulate(void) {
   uint64_t weight_accumulator = 0;
   uint64_t unweight_accumulator = 0;
@@ -280,7 +339,7 @@ KWS_FE_STAGE static void log_scale(uint16_t *out) {
 /* ---- frontend.c ---- */
 void kws_frontend_frame(const int16_t *window, uint16_t *values) {
   const int shift = window_and_fft(window);
-  filterbank_energy();
+  fft_energy(shift);
   filterbank_accumulate();
   filterbank_sqrt(shift);
   noise_reduction();
