@@ -51,6 +51,7 @@ __attribute__((section(".isr_vector"), used)) const void *const vectors[16] = {
     (void *)Fault_Handler, (void *)Fault_Handler, (void *)Fault_Handler, 0, 0, 0, 0,
     (void *)Fault_Handler, (void *)Fault_Handler, 0, (void *)Fault_Handler, (void *)Fault_Handler};
 void Reset_Handler(void) {
+  *(volatile uint32_t *)0xE000ED88u |= (0xFu << 20); /* CPACR: FPU on, as the firmware's start-up */
   uint32_t *src = &__etext, *dst = &__data_start__;
   while (dst < &__data_end__) *dst++ = *src++;
   for (dst = &__bss_start__; dst < &__bss_end__;) *dst++ = 0;
