@@ -30,11 +30,15 @@ the firmware's own timer measures).
 
 from __future__ import annotations
 
+import json
 import re
+import tempfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable
+
+import numpy as np
 
 from .errors import HarnessError
 
@@ -305,12 +309,13 @@ def parse_log(lines: Iterable[str], start_symbol: str | None = None, end_symbol:
             blk = blocks.get(host)
             if prev is not None and current is not None:
                 current.add(prev_key, pc != prev.fallthrough)
-                prev = None
+            prev = None
             if blk is None:
                 continue
             if start_symbol and blk.symbol == start_symbol:
-                current = Window()
-                windows.append(current)
+                if current is None or current.counts:  # the timer function may span several blocks
+                    current = Window()
+                    windows.append(current)
                 continue
             if end_symbol and blk.symbol == end_symbol:
                 current = None
@@ -366,5 +371,60 @@ def estimate_log(path: Path, start_symbol: str | None = None, end_symbol: str | 
     return [estimate(blocks, w, model) for w in windows if w.counts]
 
 
-def _lines(text: str) -> Iterator[str]:
-    yield from text.splitlines()
+# ------------------------------------------------------------------------------ firmware traces
+TIMER_START, TIMER_END = "board_timer_restart", "board_timer_read"
+LOG_OPTIONS = ("-d", "in_asm,exec,nochain")
+
+
+def _source_key() -> str:
+    from .cache import content_hash
+
+    return content_hash(Path(__file__).read_bytes())
+
+
+def trace_firmware(build: Any, features: np.ndarray, audio: np.ndarray | None = None,
+                   model: CycleModel | None = None) -> dict[str, Any]:
+    """Cycle estimates of the network (INFER_FEATURES) and, with audio, of the front end, network and
+    post-processing (INFER_AUDIO) of an emulated-board firmware; cached by build hash and inputs.
+
+    Runs the ELF once under QEMU with the execution log on (a few seconds), so callers keep it off
+    hot paths; the cache makes a rerun free. Returns {"network": {...}, "preprocessing": {...}, ...}
+    with ``Estimate.as_dict()`` values plus the board's own instruction count for each window."""
+    from .cache import artifact_dir, atomic_write_json, content_hash
+    from . import emulator
+
+    elf = Path(getattr(build, "elf", build))
+    if not elf.is_file():
+        raise HarnessError(f"cycle estimate: firmware {elf} does not exist (build it first)")
+    if not emulator._is_arm_elf(elf):
+        raise HarnessError(f"cycle estimate: {elf} is not an emulated Cortex-M4 build (env emu_m4)")
+    feats = np.ascontiguousarray(features, dtype=np.int8)
+    pcm = None if audio is None else np.ascontiguousarray(audio, dtype=np.int16)
+    model = model or CycleModel()
+    build_key = getattr(build, "build_hash", None) or content_hash(elf.read_bytes())
+    key = content_hash(build_key, feats.tobytes(), pcm.tobytes() if pcm is not None else b"", repr(model),
+                       _source_key())
+    out = artifact_dir("cycles", key) / "estimate.json"
+    if out.is_file():
+        return json.loads(out.read_text())
+    with tempfile.TemporaryDirectory(prefix="kws-trace-") as tmp:
+        log = Path(tmp) / "qemu.log"
+        with emulator.start(elf, qemu_args=(*LOG_OPTIONS, "-D", str(log))) as board:
+            with board.connect(timeout=120) as link:
+                link.hello()
+                net = link.infer_features(feats)
+                aud = link.infer_audio(pcm) if pcm is not None else None
+        ests = estimate_log(log, TIMER_START, TIMER_END, model)
+    names = ["network"] + (["preprocessing", "audio_network", "postprocessing"] if aud is not None else [])
+    measured = [net.network] + ([aud.preprocessing, aud.network, aud.postprocessing] if aud is not None else [])
+    if len(ests) != len(names):
+        raise HarnessError(f"cycle estimate: {elf.name}: expected {len(names)} timed windows in the QEMU log "
+                           f"({TIMER_START} .. {TIMER_END}), found {len(ests)}")
+    result: dict[str, Any] = {"model": {"refill": model.refill, "div": model.div, "pipeline": model.pipeline},
+                              "clock_hz": NANO_CLOCK_HZ}
+    for name, est, board_count in zip(names, ests, measured):
+        d = est.as_dict()
+        d["board_instructions"] = board_count  # the firmware timer's count of the same window (resolution 40)
+        result[name] = d
+    atomic_write_json(out, result)
+    return result
