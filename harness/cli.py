@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "harness.commands.build",  # build
     "harness.commands.device",  # device hello / infer / bench, emu
     "harness.commands.report",  # report, compare
+    "harness.commands.perf",  # perf (benchmark table: instructions/MAC, est. cycles, sizes, aot/ref)
 ]
 
 

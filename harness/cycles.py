@@ -153,7 +153,7 @@ def classify(insn: Insn) -> str:
 def _writes_pc(insn: Insn, m: str) -> bool:
     ops = insn.operands.replace(" ", "")
     if m in _LDM:
-        return "pc" in _regs(insn.operands[insn.operands.find("{"):]) if "{" in ops else False
+        return "r15" in _regs(insn.operands[insn.operands.find("{"):]) if "{" in ops else False
     if m in _LOADS | {"mov", "add"}:
         return ops.startswith("pc,")
     return False
