@@ -205,16 +205,23 @@ static inline c2 fixdiv_k(c2 a, uint32_t kk) {
 static inline c2 cmul2(c2 a, c2 b) {
   return pkhtb15((uint32_t)__smladx(S(a), S(b), ROUND) << 1, __smlsd(S(a), S(b), ROUND));
 }
-/* Each int16 lane times 2^shift, truncated to int16 (TF's (uint16)x << shift). */
+/* Each int16 lane times 2^shift, truncated to int16 (TF's (uint16)x << shift); `scale` = 2^shift
+ * in its low half (2^15 reads as -2^15 there, the same product modulo 2^16). */
 static inline c2 shl16x2(c2 a, int32_t scale) {
-  /* GCC's arm_acle.h has no __smulbb/__smultb; these C products compile to exactly those */
-  return pkhbt16((int16_t)(a & 0xFFFFu) * (int16_t)scale, (int16_t)(a >> 16) * (int16_t)scale);
+  c2 r, lo, hi;
+  __asm__("smulbb %1, %3, %4\n\tsmultb %2, %3, %4\n\tpkhbt %0, %1, %2, lsl #16"
+          : "=r"(r), "=&r"(lo), "=&r"(hi) : "r"(a), "r"(scale));
+  return r;
 }
 /* (a.r + b.r) >> 1, (a.i + b.i) >> 1 without wrapping first: HALF_OF(x + y). */
 static inline c2 halfadd(c2 a, c2 b) { return (c2)__shadd16(S(a), S(b)); }
 static inline c2 halfsub(c2 a, c2 b) { return (c2)__shsub16(S(a), S(b)); }
-/* (b.top, a.bottom) */
-static inline c2 top_bot(c2 top, c2 bot) { return (top & 0xFFFF0000u) | (bot & 0xFFFFu); }
+/* Top half of `top`, bottom half of `bot` (PKHBT). */
+static inline c2 top_bot(c2 top, c2 bot) {
+  c2 r;
+  __asm__("pkhbt %0, %1, %2" : "=r"(r) : "r"(bot), "r"(top));
+  return r;
+}
 static inline uint32_t energy(c2 a) { return (uint32_t)__smuad(S(a), S(a)); }
 #else
 #define FIXDIV4(a) fixdiv((a), 4)
@@ -235,13 +242,13 @@ static inline c2 load_c2(const void *p) {
   return v;
 }
 
-/* One radix-4 butterfly (kf_bfly4, forward) on F[0], F[m], F[2m], F[3m]. */
-#define BFLY4(F, m, a0, a1, a2, a3, w1, w2, w3)              \
+/* One radix-4 butterfly (kf_bfly4, forward) on F[0], F[m], F[2m], F[3m]; MULTW(a, w) is C_MUL. */
+#define BFLY4_(F, m, a0, a1, a2, a3, w1, w2, w3, MULTW)      \
   do {                                                       \
     c2 f0_ = FIXDIV4(a0);                                    \
-    const c2 s0_ = cmul2(FIXDIV4(a1), (w1));                 \
-    const c2 s1_ = cmul2(FIXDIV4(a2), (w2));                 \
-    const c2 s2_ = cmul2(FIXDIV4(a3), (w3));                 \
+    const c2 s0_ = MULTW(FIXDIV4(a1), (w1));                 \
+    const c2 s1_ = MULTW(FIXDIV4(a2), (w2));                 \
+    const c2 s2_ = MULTW(FIXDIV4(a3), (w3));                 \
     const c2 s5_ = csub(f0_, s1_);                           \
     f0_ = cadd(f0_, s1_);                                    \
     const c2 s3_ = cadd(s0_, s2_);                           \
@@ -251,6 +258,13 @@ static inline c2 load_c2(const void *p) {
     (F)[(m)] = add_sub_x(s5_, s4_);                          \
     (F)[3 * (m)] = sub_add_x(s5_, s4_);                      \
   } while (0)
+#define BFLY4(F, m, a0, a1, a2, a3, w1, w2, w3) BFLY4_(F, m, a0, a1, a2, a3, w1, w2, w3, cmul2)
+/* Twiddle 0 is (32767, 0), and C_MUL by it returns its input unchanged whenever both parts are
+ * in [-16383, 16383]: (x * 32767 + 2^14) >> 15 = x + floor((2^14 - x) / 2^15) = x. Every twiddled
+ * value is a C_FIXDIV(., 4) output, within [-8191, 8191], so the k = 0 butterflies (all of the
+ * first stage) skip the multiply. */
+#define MUL_TW0(a, w) (a)
+#define BFLY4_TW0(F, m, a0, a1, a2, a3) BFLY4_(F, m, a0, a1, a2, a3, 0, 0, 0, MUL_TW0)
 
 /* Twiddle triples (k*F, 2k*F, 3k*F) of the stages m = 4, 16, 64 (F = 64 / m), in the order
  * the butterflies use them; filled once from kws_fe_twiddles. */
@@ -280,8 +294,10 @@ static inline __attribute__((always_inline)) void stage(c2 *buf, const c2 *tw, c
   c2 *F = buf;
   c2 *const end = buf + KWS_FFT_CPX;
   do {
-    const c2 *t = tw;
-    int k = m;
+    const c2 *t = tw + 3;
+    int k = m - 1;
+    BFLY4_TW0(F, m, F[0], F[m], F[2 * m], F[3 * m]);
+    ++F;
     do {
       BFLY4(F, m, F[0], F[m], F[2 * m], F[3 * m], t[0], t[1], t[2]);
       t += 3;
@@ -294,7 +310,6 @@ static inline __attribute__((always_inline)) void stage(c2 *buf, const c2 *tw, c
 void kws_fft_energy(const int16_t *samples, int shift, int first, int last, int32_t *out) {
   const int ncfft = KWS_FFT_CPX;
   const int32_t scale = (int32_t)(1u << shift);
-  const c2 tw0 = kws_fe_twiddles[0];
   c2 *const buf = s_tmpbuf;
   int j, k;
   if (!s_tw3_ready) init_tw3();
@@ -303,8 +318,8 @@ void kws_fft_energy(const int16_t *samples, int shift, int first, int last, int3
   for (j = 0; j < 64; ++j) {
     const int16_t *x = samples + 2 * kLeafBase[j];
     c2 *F = buf + 4 * j;
-    BFLY4(F, 1, shl16x2(load_c2(x), scale), shl16x2(load_c2(x + 128), scale),
-          shl16x2(load_c2(x + 256), scale), shl16x2(load_c2(x + 384), scale), tw0, tw0, tw0);
+    BFLY4_TW0(F, 1, shl16x2(load_c2(x), scale), shl16x2(load_c2(x + 128), scale),
+              shl16x2(load_c2(x + 256), scale), shl16x2(load_c2(x + 384), scale));
   }
   stage(buf, s_tw3, 4);
   stage(buf, s_tw3 + 3 * 4, 16);

@@ -97,17 +97,15 @@ void kws_frontend_reset(void) {
 /* ---- window.c + fft.cc: returns the shift that scaled the window into the FFT's range ---- */
 #if defined(__ARM_FEATURE_SIMD32) && defined(__ARM_FEATURE_DSP) && !defined(KWS_FFT_PORTABLE)
 #include <arm_acle.h>
-/* Lane-wise max / min of two int16 pairs (SSUB16 sets the GE flags that SEL reads; one asm block
- * so nothing can come between them). */
-static inline uint32_t max16x2(uint32_t a, uint32_t b) {
-  uint32_t r;
-  __asm__("ssub16 %0, %1, %2\n\tsel %0, %1, %2" : "=&r"(r) : "r"(a), "r"(b) : "cc");
-  return r;
+/* Running lane-wise max / min of int16 pairs, updated in place (SSUB16 sets the GE flags that
+ * SEL reads; one asm block so nothing can come between them). */
+static inline void max16x2(uint32_t *m, uint32_t v) {
+  uint32_t t;
+  __asm__("ssub16 %1, %2, %0\n\tsel %0, %2, %0" : "+r"(*m), "=&r"(t) : "r"(v) : "cc");
 }
-static inline uint32_t min16x2(uint32_t a, uint32_t b) {
-  uint32_t r;
-  __asm__("ssub16 %0, %1, %2\n\tsel %0, %2, %1" : "=&r"(r) : "r"(a), "r"(b) : "cc");
-  return r;
+static inline void min16x2(uint32_t *m, uint32_t v) {
+  uint32_t t;
+  __asm__("ssub16 %1, %2, %0\n\tsel %0, %0, %2" : "+r"(*m), "=&r"(t) : "r"(v) : "cc");
 }
 /* Two samples times two Q12 window values, >> 12, truncated to int16 each. */
 static inline uint32_t window2(uint32_t x, uint32_t w) {
@@ -138,14 +136,20 @@ KWS_FE_STAGE static int window_and_fft(const int16_t *samples) {
   int i;
 #if defined(KWS_FE_WINDOW_DSP)
   uint32_t vmax = 0, vmin = 0;
-  for (i = 0; i < KWS_FE_WINDOW_SIZE; i += 2) {
-    uint32_t x, w, v;
-    KWS_MEMCPY(&x, samples + i, 4);
-    KWS_MEMCPY(&w, kws_fe_window + i, 4);
-    v = window2(x, w);
-    KWS_MEMCPY(s_fft_input.samples + i, &v, 4);
-    vmax = max16x2(v, vmax);
-    vmin = min16x2(v, vmin);
+  for (i = 0; i < KWS_FE_WINDOW_SIZE; i += 4) { /* two pairs per turn */
+    uint32_t x0, x1, w0, w1, v0, v1;
+    KWS_MEMCPY(&x0, samples + i, 4);
+    KWS_MEMCPY(&x1, samples + i + 2, 4);
+    KWS_MEMCPY(&w0, kws_fe_window + i, 4);
+    KWS_MEMCPY(&w1, kws_fe_window + i + 2, 4);
+    v0 = window2(x0, w0);
+    v1 = window2(x1, w1);
+    KWS_MEMCPY(s_fft_input.samples + i, &v0, 4);
+    KWS_MEMCPY(s_fft_input.samples + i + 2, &v1, 4);
+    max16x2(&vmax, v0);
+    min16x2(&vmin, v0);
+    max16x2(&vmax, v1);
+    min16x2(&vmin, v1);
   }
   {
     const int32_t hi_max = (int16_t)(vmax >> 16), lo_max = (int16_t)(vmax & 0xFFFFu);
