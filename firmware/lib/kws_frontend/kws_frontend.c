@@ -188,8 +188,8 @@ KWS_FE_STAGE static void filterbank_accumulate(void) {
     const int16_t *weights = kws_fe_fb_weights + kws_fe_fb_channel_weight_starts[i];
     const int16_t *unweights = kws_fe_fb_unweights + kws_fe_fb_channel_weight_starts[i];
     const int width = kws_fe_fb_channel_widths[i];
-    int j;
-    for (j = 0; j < width; ++j) {
+    int j = 0;
+    for (; j < width; ++j) {
       weight_accumulator += (uint64_t)weights[j] * ((uint64_t)magnitudes[j]);
       unweight_accumulator += (uint64_t)unweights[j] * ((uint64_t)magnitudes[j]);
     }
@@ -286,22 +286,29 @@ KWS_FE_STAGE static void filterbank_sqrt(int scale_down_shift) {
 }
 
 /* ---- noise_reduction.c ---- */
+static inline void nr_channel(const int i, const uint32_t smoothing) {
+  const uint32_t one_minus_smoothing = (1 << kNoiseReductionBits) - smoothing;
+  const uint32_t signal_scaled_up = s_signal[i] << KWS_FE_NR_SMOOTHING_BITS;
+  uint32_t estimate = (uint32_t)((((uint64_t)signal_scaled_up * smoothing) +
+                                  ((uint64_t)s_noise_estimate[i] * one_minus_smoothing)) >>
+                                 kNoiseReductionBits);
+  s_noise_estimate[i] = estimate;
+  if (estimate > signal_scaled_up) estimate = signal_scaled_up;
+  const uint32_t floor_value =
+      (uint32_t)(((uint64_t)s_signal[i] * KWS_FE_NR_MIN_SIGNAL_REMAINING) >> kNoiseReductionBits);
+  const uint32_t subtracted = (signal_scaled_up - estimate) >> KWS_FE_NR_SMOOTHING_BITS;
+  s_signal[i] = subtracted > floor_value ? subtracted : floor_value;
+}
+
+#if KWS_FE_NUM_CHANNELS % 2
+#error "noise_reduction() walks the channels in even/odd pairs"
+#endif
+
 KWS_FE_STAGE static void noise_reduction(void) {
   int i;
-  for (i = 0; i < KWS_FE_NUM_CHANNELS; ++i) {
-    const uint32_t smoothing =
-        ((i & 1) == 0) ? KWS_FE_NR_EVEN_SMOOTHING : KWS_FE_NR_ODD_SMOOTHING;
-    const uint32_t one_minus_smoothing = (1 << kNoiseReductionBits) - smoothing;
-    const uint32_t signal_scaled_up = s_signal[i] << KWS_FE_NR_SMOOTHING_BITS;
-    uint32_t estimate = (uint32_t)((((uint64_t)signal_scaled_up * smoothing) +
-                                    ((uint64_t)s_noise_estimate[i] * one_minus_smoothing)) >>
-                                   kNoiseReductionBits);
-    s_noise_estimate[i] = estimate;
-    if (estimate > signal_scaled_up) estimate = signal_scaled_up;
-    const uint32_t floor_value =
-        (uint32_t)(((uint64_t)s_signal[i] * KWS_FE_NR_MIN_SIGNAL_REMAINING) >> kNoiseReductionBits);
-    const uint32_t subtracted = (signal_scaled_up - estimate) >> KWS_FE_NR_SMOOTHING_BITS;
-    s_signal[i] = subtracted > floor_value ? subtracted : floor_value;
+  for (i = 0; i < KWS_FE_NUM_CHANNELS; i += 2) { /* even and odd channels: constant smoothing */
+    nr_channel(i, KWS_FE_NR_EVEN_SMOOTHING);
+    nr_channel(i + 1, KWS_FE_NR_ODD_SMOOTHING);
   }
 }
 
