@@ -65,12 +65,12 @@ def frontend_split(by_symbol: dict[str, dict[str, int]]) -> dict[str, dict[str, 
     return out
 
 
-def _ref_network(variant: str, features: np.ndarray) -> dict[str, Any] | str:
+def _ref_network(target: Any, model_id: str, features: np.ndarray) -> dict[str, Any] | str:
     """The ref backend's traced network window, or why there is none."""
     from harness import cycles, firmware
 
     try:
-        built = firmware.build(variant, env="emu_m4", backend="ref", model_id=variant)
+        built = firmware.build(target, env="emu_m4", backend="ref", model_id=model_id)
     except HarnessError as exc:
         if "unknown backend" in str(exc):  # this checkout has no ref backend yet
             return NO_REF
@@ -78,11 +78,13 @@ def _ref_network(variant: str, features: np.ndarray) -> dict[str, Any] | str:
     return cycles.trace_firmware(built, features)["network"]
 
 
-def measure(variant: str, clip: np.ndarray, features: np.ndarray, with_ref: bool = True) -> dict[str, Any]:
-    """One row of the table (plain numbers; formatting is the caller's)."""
+def measure(target: Any, clip: np.ndarray, features: np.ndarray, with_ref: bool = True,
+            model_id: str | None = None) -> dict[str, Any]:
+    """One row of the table for a variant id or a .tflite (plain numbers; formatting is the caller's)."""
     from harness import cycles, firmware
 
-    built = firmware.build(variant, env="emu_m4", backend="aot", model_id=variant)
+    variant = model_id or str(target)
+    built = firmware.build(target, env="emu_m4", backend="aot", model_id=variant)
     est = cycles.trace_firmware(built, features, clip)
     net, pre = est["network"], est["preprocessing"]
     macs = int((built.generated or {}).get("macs") or 0)
@@ -99,7 +101,7 @@ def measure(variant: str, clip: np.ndarray, features: np.ndarray, with_ref: bool
         "frontend_ms_est": pre["ms_est"], "frontend_stages": frontend_split(pre["by_symbol"]),
         "network_by_class": net["by_class"], "network_by_symbol": net["by_symbol"],
     }
-    ref = _ref_network(variant, features) if with_ref else "skipped (--no-ref)"
+    ref = _ref_network(target, variant, features) if with_ref else "skipped (--no-ref)"
     if isinstance(ref, str):
         row["ref_network_cycles_est"] = None
         row["aot_vs_ref"] = ref
