@@ -178,7 +178,8 @@ def block_cycles(insns: list[Insn], taken: bool, model: CycleModel) -> tuple[int
         if m in _LOADS or m in _STORES:
             addr_regs = set(_regs(_address_part(insn.operands)))
             store = m in _STORES
-            reg_offset = len(addr_regs) > 1 and "[" in insn.operands and "#" not in _address_part(insn.operands).split("]")[0]
+            inside = _address_part(insn.operands).split("]")[0]
+            reg_offset = len(_regs(inside)) >= 2  # [Rn, Rm] or [Rn, Rm, lsl #2]
             c = 1 if (store and not reg_offset) else 2
             if model.pipeline:
                 if prev_kind == "load" and not (addr_regs & prev_dest) and c == 2:

@@ -55,6 +55,9 @@ def test_loads_pipeline_unless_the_address_depends_on_the_load():
 def test_stores_and_multiple_transfers():
     assert cyc("str r0, [r1, #4]") == 1  # immediate offset: write buffer
     assert cyc("str r0, [r1, r2]") == 2  # register offset
+    assert cyc("str r0, [r1, r2, lsl #2]") == 2
+    assert cyc("str r0, [r1], #4") == 1  # post-indexed immediate
+    assert cyc("ldr r3, [r4]", "str r0, [r1, r2, lsl #2]") == 2 + 1  # a store pipelines after a load
     assert cyc("ldrd r0, r1, [r2]") == 3
     assert cyc("push {r4, r5, r6, lr}") == 5
     assert cyc("ldm r0!, {r1, r2, r3}") == 4
