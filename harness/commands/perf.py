@@ -22,7 +22,7 @@ DEFAULT_VARIANTS = ("fp32", "qat-sym-4", "qat-sym-2", "unstruct-l1-70-ft")
 NO_REF = "n/a (no ref backend)"
 # front-end stage functions (firmware/lib/kws_frontend, kept out of line for this split)
 FRONTEND_STAGES = {
-    "window_and_fft": "window", "fft_energy": "fft", "kws_fft_energy": "fft", "kws_fft_real": "fft",
+    "apply_window": "window", "window_and_fft": "window", "fft_energy": "fft", "kws_fft_energy": "fft", "kws_fft_real": "fft",
     "bfly4": "fft", "work": "fft", "filterbank_energy": "fft", "filterbank_accumulate": "filterbank",
     "filterbank_sqrt": "filterbank", "noise_reduction": "noise reduction", "pcan_gain_control": "pcan",
     "log_scale": "log",

@@ -94,7 +94,7 @@ void kws_frontend_reset(void) {
   for (i = 0; i < KWS_FE_NUM_CHANNELS; ++i) s_noise_estimate[i] = 0;
 }
 
-/* ---- window.c + fft.cc: returns the shift that scaled the window into the FFT's range ---- */
+/* ---- window.c + fft.cc: window the frame; returns the shift that scales it into the FFT's range ---- */
 #if defined(__ARM_FEATURE_SIMD32) && defined(__ARM_FEATURE_DSP) && !defined(KWS_FFT_PORTABLE)
 #include <arm_acle.h>
 /* Running lane-wise max / min of int16 pairs, updated in place (SSUB16 sets the GE flags that
@@ -131,7 +131,7 @@ static int16_t max_abs_exact(const int16_t *v) {
   return max_abs;
 }
 
-KWS_FE_STAGE static int window_and_fft(const int16_t *samples) {
+KWS_FE_STAGE static int apply_window(const int16_t *samples) {
   int16_t max_abs = 0;
   int i;
 #if defined(KWS_FE_WINDOW_DSP)
@@ -188,8 +188,8 @@ KWS_FE_STAGE static void filterbank_accumulate(void) {
     const int16_t *weights = kws_fe_fb_weights + kws_fe_fb_channel_weight_starts[i];
     const int16_t *unweights = kws_fe_fb_unweights + kws_fe_fb_channel_weight_starts[i];
     const int width = kws_fe_fb_channel_widths[i];
-    int j = 0;
-    for (; j < width; ++j) {
+    int j;
+    for (j = 0; j < width; ++j) {
       weight_accumulator += (uint64_t)weights[j] * ((uint64_t)magnitudes[j]);
       unweight_accumulator += (uint64_t)unweights[j] * ((uint64_t)magnitudes[j]);
     }
@@ -387,7 +387,7 @@ KWS_FE_STAGE static void log_scale(uint16_t *out) {
 
 /* ---- frontend.c ---- */
 void kws_frontend_frame(const int16_t *window, uint16_t *values) {
-  const int shift = window_and_fft(window);
+  const int shift = apply_window(window);
   fft_energy(shift);
   filterbank_accumulate();
   filterbank_sqrt(shift);
