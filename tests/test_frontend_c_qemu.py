@@ -125,6 +125,11 @@ def _clips() -> dict[str, np.ndarray]:
         # full-scale extremes, where int16 wrap-around inside the FFT (SADD16 on the M4) matters
         "nyquist-full-scale": np.where(np.arange(16000) % 2 == 0, 32767, -32768).astype(np.int16),
         "uniform-full-range": rng.integers(-32768, 32768, 16000).astype(np.int16),
+        # levels across the square root's 32- and 64-bit paths and the window's shift range
+        "quiet-noise": np.clip(rng.normal(0, 12, 16000), -32768, 32767).astype(np.int16),
+        "fading-chirp": (np.sin(2 * np.pi * (200 * t + 3000 * t**2)) * 30000 * np.exp(-6 * t)).astype(np.int16),
+        "square-1khz": np.where(np.sin(2 * np.pi * 1000 * t) >= 0, 20000, -20000).astype(np.int16),
+        "silence-then-click": np.where(np.arange(16000) == 9000, -32768, 0).astype(np.int16),
     }
     if shutil.which("espeak-ng"):
         proc = subprocess.run(["espeak-ng", "-v", "en-us", "--stdout", "yes"], capture_output=True, check=True)
