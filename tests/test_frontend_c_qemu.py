@@ -129,7 +129,9 @@ def _clips() -> dict[str, np.ndarray]:
         "quiet-noise": np.clip(rng.normal(0, 12, 16000), -32768, 32767).astype(np.int16),
         "fading-chirp": (np.sin(2 * np.pi * (200 * t + 3000 * t**2)) * 30000 * np.exp(-6 * t)).astype(np.int16),
         "square-1khz": np.where(np.sin(2 * np.pi * 1000 * t) >= 0, 20000, -20000).astype(np.int16),
-        "silence-then-click": np.where(np.arange(16000) == 9000, -32768, 0).astype(np.int16),
+        # -32768 where the window is 4096: a windowed -32768 that TF's int16 abs ignores, then wraps
+        "silence-then-click": np.where(np.isin(np.arange(16000), (9000, 20 * 320 + 240)), -32768,
+                                       np.where(np.arange(16000) == 20 * 320 + 300, 3, 0)).astype(np.int16),
     }
     if shutil.which("espeak-ng"):
         proc = subprocess.run(["espeak-ng", "-v", "en-us", "--stdout", "yes"], capture_output=True, check=True)
