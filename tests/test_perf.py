@@ -67,3 +67,9 @@ def test_perf_rejects_an_unknown_variant(capsys):
     assert cli.main(["perf", "--variants", "fp33"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "fp33" in err[0]
+
+
+def test_perf_rejects_a_missing_tflite(tmp_path, capsys):
+    assert cli.main(["perf", "--tflite", str(tmp_path / "nope.tflite")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nope.tflite" in err[0]

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,6 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "front end's cost.")
     p.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
                    help=f"comma-separated variant ids or globs (default {','.join(DEFAULT_VARIANTS)})")
+    p.add_argument("--tflite", action="append", default=[], metavar="FILE",
+                   help="an int8 .tflite to measure instead of variants (repeatable; row label = file stem)")
     p.add_argument("--dataset", help="data set folder for the audio clip (default: the synthetic set)")
     p.add_argument("--no-ref", action="store_true", help="skip the ref backend build")
     p.add_argument("--json", action="store_true")
@@ -121,8 +125,8 @@ def _kib(v: int) -> str:
 
 
 def table_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    headers = ["variant", "net instr", "instr/MAC", "est. cycles", "est. ms @64MHz", "model_rodata", "flash",
-               "RAM", "aot vs ref", "front end instr", "front end est. ms"]
+    headers = ["variant", "net instr", "instr/MAC", "net cycles (est)", "net ms @64MHz", "model_rodata", "flash",
+               "RAM", "aot vs ref", "front end instr", "front end ms @64MHz"]
     out = []
     for r in rows:
         ratio = r["aot_vs_ref"]
@@ -139,12 +143,20 @@ def table_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
 def run(args: argparse.Namespace) -> int:
     from harness import frontend_native, variants
 
-    if not args.variants.strip():
-        raise HarnessError("perf: --variants names no variant")
-    ids = variants.select(args.variants)  # a typo fails here, naming the id, before any build
+    targets: list[tuple[Any, str]] = []
+    for f in args.tflite:
+        path = Path(f).expanduser()
+        if path.suffix != ".tflite" or not path.is_file():
+            raise HarnessError(f"perf: --tflite {f}: no such .tflite file")
+        targets.append((path.resolve(), path.stem))
+    if not targets:
+        if not args.variants.strip():
+            raise HarnessError("perf: --variants names no variant")
+        # a typo fails here, naming the id, before any build
+        targets = [(i, i) for i in variants.select(args.variants)]
     clip, clip_name = _clip(args.dataset)
     features = frontend_native.features_c(clip)
-    rows = [measure(i, clip, features, with_ref=not args.no_ref) for i in ids]
+    rows = [measure(t, clip, features, with_ref=not args.no_ref, model_id=label) for t, label in targets]
     if args.json:
         print(json.dumps({"clip": clip_name, "clock_hz": 64_000_000, "rows": rows}, indent=2))
         return 0
@@ -158,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
         table.add_column(h, justify="left" if h == "variant" else "right", no_wrap=True)
     for line in body:
         table.add_row(*line)
-    console = Console()
+    console = Console() if sys.stdout.isatty() else Console(width=240)  # piped: keep the rows whole
     console.print(table)
     stages = rows[0]["frontend_stages"]
     total = sum(v["instructions"] for v in stages.values()) or 1
