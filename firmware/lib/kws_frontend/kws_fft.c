@@ -299,8 +299,17 @@ static inline __attribute__((always_inline)) void stage(c2 *buf, const c2 *tw, c
     BFLY4_TW0(F, m, F[0], F[m], F[2 * m], F[3 * m]);
     ++F;
     do {
+#if defined(KWS_FFT_DSP)
+      /* one LDM for the twiddle triple (GCC emits three LDRs); ascending registers as LDM needs */
+      register c2 w1 __asm__("r8");
+      register c2 w2 __asm__("r9");
+      register c2 w3 __asm__("r10");
+      __asm__("ldmia %0!, {%1, %2, %3}" : "+r"(t), "=r"(w1), "=r"(w2), "=r"(w3) : : "memory");
+      BFLY4(F, m, F[0], F[m], F[2 * m], F[3 * m], w1, w2, w3);
+#else
       BFLY4(F, m, F[0], F[m], F[2 * m], F[3 * m], t[0], t[1], t[2]);
       t += 3;
+#endif
       ++F;
     } while (--k);
     F += 3 * m;
