@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "harness.commands.device",  # device hello / infer / bench, emu
     "harness.commands.report",  # report, compare
     "harness.commands.history",  # history, export-metrics
+    "harness.commands.perf",  # perf (benchmark table: instructions/MAC, est. cycles, sizes, aot/ref)
 ]
 
 

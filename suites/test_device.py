@@ -93,6 +93,29 @@ def test_device_audio_pipeline(variant_id: str, board: Any, audio_clips: list[tu
     record.assert_budgets()
 
 
+def test_device_cycle_estimate(variant_id: str, board: Any, board_spec: Any, firmware_build: Any,
+                               device_samples: tuple[np.ndarray, np.ndarray],
+                               audio_clips: list[tuple[np.ndarray, int]], record: Any) -> None:
+    """Emulated board only: estimated Cortex-M4 cycles (and ms at the Nano's 64 MHz) of the network
+    and the front end, from QEMU's execution log weighted with the TRM's cycle counts
+    (harness/device/cycles.py; cached by build hash, so only a new build pays the traced run)."""
+    import pytest
+
+    from harness.device import cycles
+
+    if board.info.timer_unit != "instructions" or getattr(board_spec, "env", None) != "emu_m4":
+        pytest.skip("cycle estimate from QEMU's log: emulated board only (a real board reports cycles)")
+    est = cycles.trace_firmware(firmware_build, device_samples[0][0], audio_clips[0][0] if audio_clips else None)
+    for name, metric in (("network", "device_network"), ("preprocessing", "device_preprocessing")):
+        if name in est:
+            record(variant_id, f"{metric}_cycles_est", est[name]["cycles_est"], "cycles", passed=None)
+            record(variant_id, f"{metric}_ms_est", est[name]["ms_est"], "ms @64 MHz", passed=None)
+    net = est["network"]
+    # the traced window and the firmware's own timer count the same code (timer resolution 40)
+    assert abs(net["instructions"] - net["board_instructions"]) <= max(200, net["board_instructions"] // 100), net
+    assert net["cycles_low"] <= net["cycles_est"] <= net["cycles_high"]
+
+
 @pytest.mark.kws_metrics("device_accuracy", "exact_fraction", "exact")
 def test_device_accuracy_and_exactness(variant_id: str, board: Any, tflite_path: Path,
                                        device_samples: tuple[np.ndarray, np.ndarray], record: Any) -> None:

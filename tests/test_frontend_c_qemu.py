@@ -51,6 +51,7 @@ __attribute__((section(".isr_vector"), used)) const void *const vectors[16] = {
     (void *)Fault_Handler, (void *)Fault_Handler, (void *)Fault_Handler, 0, 0, 0, 0,
     (void *)Fault_Handler, (void *)Fault_Handler, 0, (void *)Fault_Handler, (void *)Fault_Handler};
 void Reset_Handler(void) {
+  *(volatile uint32_t *)0xE000ED88u |= (0xFu << 20); /* CPACR: FPU on, as the firmware's start-up */
   uint32_t *src = &__etext, *dst = &__data_start__;
   while (dst < &__data_end__) *dst++ = *src++;
   for (dst = &__bss_start__; dst < &__bss_end__;) *dst++ = 0;
@@ -124,6 +125,13 @@ def _clips() -> dict[str, np.ndarray]:
         # full-scale extremes, where int16 wrap-around inside the FFT (SADD16 on the M4) matters
         "nyquist-full-scale": np.where(np.arange(16000) % 2 == 0, 32767, -32768).astype(np.int16),
         "uniform-full-range": rng.integers(-32768, 32768, 16000).astype(np.int16),
+        # levels across the square root's 32- and 64-bit paths and the window's shift range
+        "quiet-noise": np.clip(rng.normal(0, 12, 16000), -32768, 32767).astype(np.int16),
+        "fading-chirp": (np.sin(2 * np.pi * (200 * t + 3000 * t**2)) * 30000 * np.exp(-6 * t)).astype(np.int16),
+        "square-1khz": np.where(np.sin(2 * np.pi * 1000 * t) >= 0, 20000, -20000).astype(np.int16),
+        # -32768 where the window is 4096: a windowed -32768 that TF's int16 abs ignores, then wraps
+        "silence-then-click": np.where(np.isin(np.arange(16000), (9000, 20 * 320 + 240)), -32768,
+                                       np.where(np.arange(16000) == 20 * 320 + 300, 3, 0)).astype(np.int16),
     }
     if shutil.which("espeak-ng"):
         proc = subprocess.run(["espeak-ng", "-v", "en-us", "--stdout", "yes"], capture_output=True, check=True)

@@ -26,6 +26,8 @@ METRICS: dict[str, tuple[str, str]] = {
     "device_network": ("growth", "latency_growth"),
     "device_preprocessing": ("growth", "latency_growth"),
     "device_total": ("growth", "latency_growth"),
+    "device_network_cycles_est": ("growth", "latency_growth"),  # emulated board: deterministic estimates
+    "device_preprocessing_cycles_est": ("growth", "latency_growth"),
     "host_latency_cpu": ("growth", "host_latency_growth"),
     "host_latency_gpu": ("growth", "host_latency_growth"),
     "flash": ("growth", "size_growth"),

@@ -42,6 +42,10 @@ def _device_time(r: Row) -> str:
     return f"{_count(r)} {unit}".strip()
 
 
+def _ms_est(r: Row) -> str:
+    return f"~{r.value:.2f} ms"
+
+
 def _exact(r: Row) -> str:
     return "yes" if r.value else "NO"
 
@@ -57,6 +61,8 @@ COLUMNS: list[tuple[str, tuple[str, ...], Callable[[Row], str]]] = [
     ("host CPU", ("host_latency_cpu",), _ms),
     ("device net", ("device_network",), _device_time),
     ("device pre", ("device_preprocessing",), _device_time),
+    ("net ms@64MHz", ("device_network_ms_est",), _ms_est),
+    ("pre ms@64MHz", ("device_preprocessing_ms_est",), _ms_est),
     ("exact", ("exact",), _exact),
 ]
 

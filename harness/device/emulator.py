@@ -83,14 +83,17 @@ def _read_link_symbol(ELFFile: Any, elf: Path) -> str:
         return sec.data()[off : off + sym["st_size"]].split(b"\0")[0].decode() or "uart"
 
 
-def qemu_command(elf: Path, port: int | None) -> list[str]:
-    """The QEMU command line for one emulated board (docs/ARCHITECTURE.md section 7); port None = stdio link."""
+def qemu_command(elf: Path, port: int | None, extra: tuple[str, ...] = ()) -> list[str]:
+    """The QEMU command line for one emulated board (docs/ARCHITECTURE.md section 7); port None = stdio link.
+
+    ``extra`` goes before ``-kernel`` (harness/device/cycles.py adds its execution-log options)."""
     serial = ["-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on"] if port else ["-serial", "none"]
     return [
         QEMU, "-M", QEMU_MACHINE, "-display", "none", "-monitor", "none",
         "-semihosting-config", "enable=on,target=native",
         *serial,
         "-icount", "shift=0",
+        *extra,
         "-kernel", str(elf),
     ]
 
@@ -351,8 +354,8 @@ def _stderr_text(proc: subprocess.Popen) -> str:
         return ""
 
 
-def _start_qemu_stdio(elf: Path) -> EmulatedBoard:
-    proc = _spawn(qemu_command(elf, None), stdin=subprocess.PIPE)
+def _start_qemu_stdio(elf: Path, extra: tuple[str, ...] = ()) -> EmulatedBoard:
+    proc = _spawn(qemu_command(elf, None, extra), stdin=subprocess.PIPE)
     relay = _Relay(proc)
     relay.start()
     time.sleep(0.02)
@@ -363,12 +366,12 @@ def _start_qemu_stdio(elf: Path) -> EmulatedBoard:
     return EmulatedBoard(elf, "qemu", relay.port, proc, relay)
 
 
-def _start_qemu(elf: Path) -> EmulatedBoard:
+def _start_qemu(elf: Path, extra: tuple[str, ...] = ()) -> EmulatedBoard:
     if emu_link(elf) == "semihost":
-        return _start_qemu_stdio(elf)
+        return _start_qemu_stdio(elf, extra)
     for _ in range(3):  # another process may grab the free port before QEMU binds it
         port = _free_port()
-        proc = _spawn(qemu_command(elf, port))
+        proc = _spawn(qemu_command(elf, port, extra))
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -410,14 +413,15 @@ def _start_native(exe: Path) -> EmulatedBoard:
     return EmulatedBoard(exe, "native", int(text.split("=", 1)[1]), proc)
 
 
-def start(elf: Any) -> EmulatedBoard:
+def start(elf: Any, qemu_args: tuple[str, ...] = ()) -> EmulatedBoard:
     """Start an emulated board for a firmware.Build or an ELF path (ARM -> QEMU, host -> native).
 
-    Use as a context manager; several boards may run at once (each on its own port)."""
+    Use as a context manager; several boards may run at once (each on its own port). ``qemu_args``:
+    extra QEMU options (ignored for a native build)."""
     path = Path(getattr(elf, "elf", elf))
     if not path.is_file():
         raise HarnessError(f"emulator: firmware {path} does not exist (build it first: python -m harness build)")
-    board = _start_qemu(path) if _is_arm_elf(path) else _start_native(path)
+    board = _start_qemu(path, tuple(qemu_args)) if _is_arm_elf(path) else _start_native(path)
     with _lock:
         _live.add(board)
     return board

@@ -17,6 +17,15 @@
  */
 #include "kws_fft.h"
 
+#include <string.h>
+
+/* 4-byte loads/stores of int16 pairs; the builtin stays inline under -ffreestanding too. */
+#if defined(__GNUC__)
+#define KWS_MEMCPY __builtin_memcpy
+#else
+#define KWS_MEMCPY memcpy
+#endif
+
 #include "kws_frontend_tables.h"
 
 #if KWS_FE_FFT_SIZE != KWS_FFT_SIZE
@@ -50,6 +59,20 @@ static inline int32_t mla_im(c2 a, int32_t k, int32_t c) { return __smlatb(S(a),
 /* (a.r + b.i, a.i - b.r) and (a.r - b.i, a.i + b.r) */
 static inline c2 add_sub_x(c2 a, c2 b) { return (c2)__ssax(S(a), S(b)); }
 static inline c2 sub_add_x(c2 a, c2 b) { return (c2)__sasx(S(a), S(b)); }
+#define KWS_FFT_DSP 1
+/* PKHTB: top half of `top`, bottom half of `bot >> 15` (arithmetic): packs two rounded Q15
+ * products in one instruction (GCC has no intrinsic for it). */
+static inline c2 pkhtb15(uint32_t top, int32_t bot) {
+  c2 r;
+  __asm__("pkhtb %0, %1, %2, asr #15" : "=r"(r) : "r"(top), "r"(bot));
+  return r;
+}
+/* PKHBT: bottom half of `bot`, bottom half of `top` into the top half. */
+static inline c2 pkhbt16(int32_t bot, int32_t top) {
+  c2 r;
+  __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(bot), "r"(top));
+  return r;
+}
 #else
 static inline c2 cadd(c2 a, c2 b) { return pack(re(a) + re(b), im(a) + im(b)); }
 static inline c2 csub(c2 a, c2 b) { return pack(re(a) - re(b), im(a) - im(b)); }
@@ -155,5 +178,181 @@ void kws_fft_real(const kws_cpx_t *in, kws_cpx_t *out) {
     out[k].i = (int16_t)((im(f1k) + im(tw)) >> 1);
     out[ncfft - k].r = (int16_t)((re(f1k) - re(tw)) >> 1);
     out[ncfft - k].i = (int16_t)((im(tw) - im(f1k)) >> 1);
+  }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * kws_fft_energy: the same arithmetic, reorganised for the Cortex-M4 (the front end's hot path).
+ *
+ * kissfft recurses depth first; every butterfly only depends on its own four inputs, so running
+ * the 4 x 64 butterflies stage by stage gives the same bits. What changes is the instruction
+ * count: the leaf copy (digit reversal) is fused with TF's input shift into the first stage,
+ * each stage's twiddle triples are read from one contiguous table (one LDM), C_FIXDIV and C_MUL
+ * become two multiply-accumulates plus one PKHTB (the imaginary product computed doubled, so its
+ * Q15 result already sits in the top half), and the real-FFT split writes squared magnitudes
+ * (SMUAD) instead of bins.
+ * --------------------------------------------------------------------------------------------- */
+
+#if defined(KWS_FFT_DSP)
+/* C_FIXDIV(a, 4) and (a, 2): k and 2k packed so SMLATT yields the doubled imaginary sum. */
+#define K4 ((uint32_t)(SAMP_MAX / 4) | ((uint32_t)(2 * (SAMP_MAX / 4)) << 16))
+#define K2 ((uint32_t)(SAMP_MAX / 2) | ((uint32_t)(2 * (SAMP_MAX / 2)) << 16))
+static inline c2 fixdiv_k(c2 a, uint32_t kk) {
+  return pkhtb15((uint32_t)__smlatt(S(a), (int32_t)kk, 2 * ROUND), __smlabb(S(a), (int32_t)kk, ROUND));
+}
+#define FIXDIV4(a) fixdiv_k((a), K4)
+#define FIXDIV2(a) fixdiv_k((a), K2)
+static inline c2 cmul2(c2 a, c2 b) {
+  return pkhtb15((uint32_t)__smladx(S(a), S(b), ROUND) << 1, __smlsd(S(a), S(b), ROUND));
+}
+/* Each int16 lane times 2^shift, truncated to int16 (TF's (uint16)x << shift); `scale` = 2^shift
+ * in its low half (2^15 reads as -2^15 there, the same product modulo 2^16). */
+static inline c2 shl16x2(c2 a, int32_t scale) {
+  c2 r, lo, hi;
+  __asm__("smulbb %1, %3, %4\n\tsmultb %2, %3, %4\n\tpkhbt %0, %1, %2, lsl #16"
+          : "=r"(r), "=&r"(lo), "=&r"(hi) : "r"(a), "r"(scale));
+  return r;
+}
+/* (a.r + b.r) >> 1, (a.i + b.i) >> 1 without wrapping first: HALF_OF(x + y). */
+static inline c2 halfadd(c2 a, c2 b) { return (c2)__shadd16(S(a), S(b)); }
+static inline c2 halfsub(c2 a, c2 b) { return (c2)__shsub16(S(a), S(b)); }
+/* Top half of `top`, bottom half of `bot` (PKHBT). */
+static inline c2 top_bot(c2 top, c2 bot) {
+  c2 r;
+  __asm__("pkhbt %0, %1, %2" : "=r"(r) : "r"(bot), "r"(top));
+  return r;
+}
+static inline uint32_t energy(c2 a) { return (uint32_t)__smuad(S(a), S(a)); }
+#else
+#define FIXDIV4(a) fixdiv((a), 4)
+#define FIXDIV2(a) fixdiv((a), 2)
+#define cmul2 cmul
+static inline c2 shl16x2(c2 a, int32_t scale) { return pack(re(a) * scale, im(a) * scale); }
+static inline c2 halfadd(c2 a, c2 b) { return pack((re(a) + re(b)) >> 1, (im(a) + im(b)) >> 1); }
+static inline c2 halfsub(c2 a, c2 b) { return pack((re(a) - re(b)) >> 1, (im(a) - im(b)) >> 1); }
+static inline c2 top_bot(c2 top, c2 bot) { return (top & 0xFFFF0000u) | (bot & 0xFFFFu); }
+static inline uint32_t energy(c2 a) {
+  return (uint32_t)(re(a) * re(a)) + (uint32_t)(im(a) * im(a));
+}
+#endif
+
+static inline c2 load_c2(const void *p) {
+  c2 v;
+  KWS_MEMCPY(&v, p, sizeof v);
+  return v;
+}
+
+/* One radix-4 butterfly (kf_bfly4, forward) on F[0], F[m], F[2m], F[3m]; MULTW(a, w) is C_MUL. */
+#define BFLY4_(F, m, a0, a1, a2, a3, w1, w2, w3, MULTW)      \
+  do {                                                       \
+    c2 f0_ = FIXDIV4(a0);                                    \
+    const c2 s0_ = MULTW(FIXDIV4(a1), (w1));                 \
+    const c2 s1_ = MULTW(FIXDIV4(a2), (w2));                 \
+    const c2 s2_ = MULTW(FIXDIV4(a3), (w3));                 \
+    const c2 s5_ = csub(f0_, s1_);                           \
+    f0_ = cadd(f0_, s1_);                                    \
+    const c2 s3_ = cadd(s0_, s2_);                           \
+    const c2 s4_ = csub(s0_, s2_);                           \
+    (F)[2 * (m)] = csub(f0_, s3_);                           \
+    (F)[0] = cadd(f0_, s3_);                                 \
+    (F)[(m)] = add_sub_x(s5_, s4_);                          \
+    (F)[3 * (m)] = sub_add_x(s5_, s4_);                      \
+  } while (0)
+#define BFLY4(F, m, a0, a1, a2, a3, w1, w2, w3) BFLY4_(F, m, a0, a1, a2, a3, w1, w2, w3, cmul2)
+/* Twiddle 0 is (32767, 0), and C_MUL by it returns its input unchanged whenever both parts are
+ * in [-16383, 16383]: (x * 32767 + 2^14) >> 15 = x + floor((2^14 - x) / 2^15) = x. Every twiddled
+ * value is a C_FIXDIV(., 4) output, within [-8191, 8191], so the k = 0 butterflies (all of the
+ * first stage) skip the multiply. */
+#define MUL_TW0(a, w) (a)
+#define BFLY4_TW0(F, m, a0, a1, a2, a3) BFLY4_(F, m, a0, a1, a2, a3, 0, 0, 0, MUL_TW0)
+
+/* Twiddle triples (k*F, 2k*F, 3k*F) of the stages m = 4, 16, 64 (F = 64 / m), in the order
+ * the butterflies use them; filled once from kws_fe_twiddles. */
+static c2 s_tw3[3 * (4 + 16 + 64)];
+static int s_tw3_ready;
+
+static void init_tw3(void) {
+  int m, k, n = 0;
+  for (m = 4; m <= 64; m *= 4) {
+    const int fstride = KWS_FFT_CPX / (4 * m);
+    for (k = 0; k < m; ++k) {
+      s_tw3[n++] = kws_fe_twiddles[k * fstride];
+      s_tw3[n++] = kws_fe_twiddles[2 * k * fstride];
+      s_tw3[n++] = kws_fe_twiddles[3 * k * fstride];
+    }
+  }
+  s_tw3_ready = 1;
+}
+
+/* Base-4 digit reversal of the first stage's group index (kissfft's leaf order). */
+static const uint8_t kLeafBase[64] = {
+    0, 16, 32, 48, 4, 20, 36, 52, 8, 24, 40, 56, 12, 28, 44, 60, 1, 17, 33, 49, 5, 21,
+    37, 53, 9, 25, 41, 57, 13, 29, 45, 61, 2, 18, 34, 50, 6, 22, 38, 54, 10, 26, 42, 58,
+    14, 30, 46, 62, 3, 19, 35, 51, 7, 23, 39, 55, 11, 27, 43, 59, 15, 31, 47, 63};
+
+static inline __attribute__((always_inline)) void stage(c2 *buf, const c2 *tw, const int m) {
+  c2 *F = buf;
+  c2 *const end = buf + KWS_FFT_CPX;
+  do {
+    const c2 *t = tw + 3;
+    int k = m - 1;
+    BFLY4_TW0(F, m, F[0], F[m], F[2 * m], F[3 * m]);
+    ++F;
+    do {
+#if defined(KWS_FFT_DSP)
+      /* one LDM for the twiddle triple (GCC emits three LDRs); ascending registers as LDM needs */
+      register c2 w1 __asm__("r8");
+      register c2 w2 __asm__("r9");
+      register c2 w3 __asm__("r10");
+      __asm__("ldmia %0!, {%1, %2, %3}" : "+r"(t), "=r"(w1), "=r"(w2), "=r"(w3) : : "memory");
+      BFLY4(F, m, F[0], F[m], F[2 * m], F[3 * m], w1, w2, w3);
+#else
+      BFLY4(F, m, F[0], F[m], F[2 * m], F[3 * m], t[0], t[1], t[2]);
+      t += 3;
+#endif
+      ++F;
+    } while (--k);
+    F += 3 * m;
+  } while (F != end);
+}
+
+void kws_fft_energy(const int16_t *samples, int shift, int first, int last, int32_t *out) {
+  const int ncfft = KWS_FFT_CPX;
+  const int32_t scale = (int32_t)(1u << shift);
+  c2 *const buf = s_tmpbuf;
+  int j, k;
+  if (!s_tw3_ready) init_tw3();
+
+  /* stage 1 (m = 1): gather the leaves, shift them, first butterflies */
+  for (j = 0; j < 64; ++j) {
+    const int16_t *x = samples + 2 * kLeafBase[j];
+    c2 *F = buf + 4 * j;
+    BFLY4_TW0(F, 1, shl16x2(load_c2(x), scale), shl16x2(load_c2(x + 128), scale),
+              shl16x2(load_c2(x + 256), scale), shl16x2(load_c2(x + 384), scale));
+  }
+  stage(buf, s_tw3, 4);
+  stage(buf, s_tw3 + 3 * 4, 16);
+  stage(buf, s_tw3 + 3 * (4 + 16), 64);
+
+  /* kiss_fftr's split of the packed even/odd transform, straight into squared magnitudes.
+   * Step k yields bins k and ncfft - k; steps whose two bins are both unused are skipped. */
+  if (first <= 0 || last > ncfft) {
+    const c2 tdc = FIXDIV2(buf[0]);
+    const int32_t dc = (int16_t)(re(tdc) + im(tdc)), ny = (int16_t)(re(tdc) - im(tdc));
+    if (first <= 0) out[0] = (int32_t)((uint32_t)(dc * dc));
+    if (last > ncfft) out[ncfft] = (int32_t)((uint32_t)(ny * ny));
+  }
+  k = first < ncfft - last + 1 ? first : ncfft - last + 1;
+  if (k < 1) k = 1;
+  for (; k <= ncfft / 2; ++k) {
+    const c2 fpk = FIXDIV2(buf[k]);
+    const c2 nk = buf[ncfft - k];
+    const c2 fpnk = FIXDIV2(top_bot(csub(0, nk), nk)); /* conjugate, stored as int16 first */
+    const c2 f1k = cadd(fpk, fpnk);
+    const c2 f2k = csub(fpk, fpnk);
+    const c2 tw = cmul2(f2k, load_c2(&kws_fe_super_twiddles[k - 1]));
+    /* out[k] = HALF_OF(f1k + tw); out[n-k] = (HALF_OF(f1k.r - tw.r), HALF_OF(tw.i - f1k.i)) */
+    out[k] = (int32_t)energy(halfadd(f1k, tw));
+    out[ncfft - k] = (int32_t)energy(halfsub(top_bot(tw, f1k), top_bot(f1k, tw)));
   }
 }

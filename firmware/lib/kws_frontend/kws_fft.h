@@ -29,6 +29,12 @@ typedef struct {
  * out: 257 complex bins, DC .. Nyquist, scaled by 1/512 like kiss_fftr in Q15. */
 void kws_fft_real(const kws_cpx_t *in, kws_cpx_t *out);
 
+/* The front end's use of it in one pass: the 512 samples (each first shifted left by `shift`
+ * and truncated to int16, as TF's fft.cc does), the real FFT, then the squared magnitude
+ * re*re + im*im (uint32 arithmetic) of bins [first, last) into energy[first .. last-1].
+ * Bit-identical with kws_fft_real() on the shifted input followed by the magnitudes. */
+void kws_fft_energy(const int16_t *samples, int shift, int first, int last, int32_t *energy);
+
 #ifdef __cplusplus
 }
 #endif

@@ -14,6 +14,14 @@
 #include "kws_frontend.h"
 
 #include <stddef.h>
+#include <string.h>
+
+/* 4-byte loads/stores of int16 pairs; the builtin stays inline under -ffreestanding too. */
+#if defined(__GNUC__)
+#define KWS_MEMCPY __builtin_memcpy
+#else
+#define KWS_MEMCPY memcpy
+#endif
 
 #include "kws_fft.h"
 #include "kws_frontend_tables.h"
@@ -29,6 +37,14 @@
 #define kPcanSnrBits 12
 #define kPcanOutputBits 6
 #define kUint16Max 0x0000FFFF
+
+/* Each stage stays its own function (not inlined into kws_frontend_frame) so that an instruction
+ * trace attributes the front end's time per stage (python -m harness perf); it costs a call each. */
+#if defined(__GNUC__)
+#define KWS_FE_STAGE __attribute__((noinline))
+#else
+#define KWS_FE_STAGE
+#endif
 
 /* ---- bits.h ---- */
 static inline int msb32(uint32_t n) {
@@ -78,37 +94,92 @@ void kws_frontend_reset(void) {
   for (i = 0; i < KWS_FE_NUM_CHANNELS; ++i) s_noise_estimate[i] = 0;
 }
 
-/* ---- window.c + fft.cc: returns the shift that scaled the window into the FFT's range ---- */
-static int window_and_fft(const int16_t *samples) {
+/* ---- window.c + fft.cc: window the frame; returns the shift that scales it into the FFT's range ---- */
+#if defined(__ARM_FEATURE_SIMD32) && defined(__ARM_FEATURE_DSP) && !defined(KWS_FFT_PORTABLE)
+#include <arm_acle.h>
+/* Running lane-wise max / min of int16 pairs, updated in place (SSUB16 sets the GE flags that
+ * SEL reads; one asm block so nothing can come between them). */
+static inline void max16x2(uint32_t *m, uint32_t v) {
+  uint32_t t;
+  __asm__("ssub16 %1, %2, %0\n\tsel %0, %2, %0" : "+r"(*m), "=&r"(t) : "r"(v) : "cc");
+}
+static inline void min16x2(uint32_t *m, uint32_t v) {
+  uint32_t t;
+  __asm__("ssub16 %1, %2, %0\n\tsel %0, %0, %2" : "+r"(*m), "=&r"(t) : "r"(v) : "cc");
+}
+/* Two samples times two Q12 window values, >> 12, truncated to int16 each. */
+static inline uint32_t window2(uint32_t x, uint32_t w) {
+  uint32_t r;
+  const int32_t lo = (int16_t)(x & 0xFFFFu) * (int16_t)(w & 0xFFFFu); /* SMULBB */
+  const int32_t hi = (int16_t)(x >> 16) * (int16_t)(w >> 16);           /* SMULTT */
+  __asm__("pkhtb %0, %1, %2, asr #12" : "=r"(r) : "r"((uint32_t)hi << 4), "r"(lo));
+  return r;
+}
+#define KWS_FE_WINDOW_DSP 1
+#endif
+
+/* max |v| over the windowed samples, where v = -32768 counts as nothing: TF takes the abs in
+ * int16, which wraps -32768 to itself, and then compares it as a negative number. */
+static int16_t max_abs_exact(const int16_t *v) {
   int16_t max_abs = 0;
   int i;
   for (i = 0; i < KWS_FE_WINDOW_SIZE; ++i) {
-    int16_t v = (int16_t)(((int32_t)samples[i] * kws_fe_window[i]) >> kFrontendWindowBits);
-    s_fft_input.samples[i] = v;
-    if (v < 0) v = (int16_t)-v;
-    if (v > max_abs) max_abs = v;
+    int16_t a = v[i];
+    if (a < 0) a = (int16_t)-a;
+    if (a > max_abs) max_abs = a;
   }
-  const int shift = 15 - msb32((uint32_t)max_abs);
+  return max_abs;
+}
+
+KWS_FE_STAGE static int apply_window(const int16_t *samples) {
+  int16_t max_abs = 0;
+  int i;
+#if defined(KWS_FE_WINDOW_DSP)
+  uint32_t vmax = 0, vmin = 0;
+  for (i = 0; i < KWS_FE_WINDOW_SIZE; i += 4) { /* two pairs per turn */
+    uint32_t x0, x1, w0, w1, v0, v1;
+    KWS_MEMCPY(&x0, samples + i, 4);
+    KWS_MEMCPY(&x1, samples + i + 2, 4);
+    KWS_MEMCPY(&w0, kws_fe_window + i, 4);
+    KWS_MEMCPY(&w1, kws_fe_window + i + 2, 4);
+    v0 = window2(x0, w0);
+    v1 = window2(x1, w1);
+    KWS_MEMCPY(s_fft_input.samples + i, &v0, 4);
+    KWS_MEMCPY(s_fft_input.samples + i + 2, &v1, 4);
+    max16x2(&vmax, v0);
+    min16x2(&vmin, v0);
+    max16x2(&vmax, v1);
+    min16x2(&vmin, v1);
+  }
+  {
+    const int32_t hi_max = (int16_t)(vmax >> 16), lo_max = (int16_t)(vmax & 0xFFFFu);
+    const int32_t hi_min = (int16_t)(vmin >> 16), lo_min = (int16_t)(vmin & 0xFFFFu);
+    if (hi_min == -32768 || lo_min == -32768) {
+      max_abs = max_abs_exact(s_fft_input.samples);
+    } else {
+      int32_t m = hi_max > lo_max ? hi_max : lo_max;
+      if (-hi_min > m) m = -hi_min;
+      if (-lo_min > m) m = -lo_min;
+      max_abs = (int16_t)m;
+    }
+  }
+#else
   for (i = 0; i < KWS_FE_WINDOW_SIZE; ++i) {
-    s_fft_input.samples[i] = (int16_t)((uint16_t)s_fft_input.samples[i] << shift);
+    s_fft_input.samples[i] = (int16_t)(((int32_t)samples[i] * kws_fe_window[i]) >> kFrontendWindowBits);
   }
-  for (; i < KWS_FFT_SIZE; ++i) s_fft_input.samples[i] = 0;
-  kws_fft_real(s_fft_input.pairs, s_spectrum.bins);
-  return shift;
+  max_abs = max_abs_exact(s_fft_input.samples);
+#endif
+  /* samples[KWS_FE_WINDOW_SIZE ..] are the FFT's zero padding: static, never written */
+  return 15 - msb32((uint32_t)max_abs);
+}
+
+/* The FFT (input shift fused in) and filterbank.c's squared magnitudes of the used bins. */
+KWS_FE_STAGE static void fft_energy(int shift) {
+  kws_fft_energy(s_fft_input.samples, shift, KWS_FE_FB_START_INDEX, KWS_FE_FB_END_INDEX, s_spectrum.energy);
 }
 
 /* ---- filterbank.c ---- */
-static void filterbank_energy(void) {
-  int i;
-  for (i = KWS_FE_FB_START_INDEX; i < KWS_FE_FB_END_INDEX; ++i) {
-    const int32_t real = s_spectrum.bins[i].r;
-    const int32_t imag = s_spectrum.bins[i].i;
-    const uint32_t mag_squared = (uint32_t)(real * real) + (uint32_t)(imag * imag);
-    s_spectrum.energy[i] = (int32_t)mag_squared;
-  }
-}
-
-static void filterbank_accumulate(void) {
+KWS_FE_STAGE static void filterbank_accumulate(void) {
   uint64_t weight_accumulator = 0;
   uint64_t unweight_accumulator = 0;
   int i;
@@ -169,30 +240,75 @@ static uint32_t sqrt64(uint64_t num) {
   return (uint32_t)res;
 }
 
-static void filterbank_sqrt(int scale_down_shift) {
+#if defined(__ARM_FP) && (__ARM_FP & 4) && defined(__ARM_FEATURE_DSP) && !defined(KWS_FFT_PORTABLE)
+/* sqrt64() in ~30 instructions instead of one loop turn per result bit: the FPU's VSQRT gives a
+ * first guess of floor(sqrt(num)) (good to a few units: the float keeps 24 bits), integer
+ * multiplies then move it to the exact floor, and TF's rounding rule and caps follow. Integer
+ * results only: the float never reaches the output, so the bits are sqrt64()'s (the QEMU test
+ * checks the M4 build against the host, which runs sqrt64()). */
+static uint32_t sqrt64_fast(uint64_t num) {
+  const uint32_t hi = (uint32_t)(num >> 32), lo = (uint32_t)num;
+  union {
+    float f;
+    uint32_t u;
+  } x;
+  uint32_t s;
+  (void)sqrt64; /* the reference (host and portable builds) */
+  if (num == 0) return 0;
+  if (hi == 0) {
+    x.f = (float)lo;
+  } else {
+    const int k = __builtin_clz(hi);
+    x.f = (float)(k ? (hi << k) | (lo >> (32 - k)) : hi);
+    x.u += (uint32_t)(32 - k) << 23; /* times 2^(32-k): exponent field */
+  }
+  __asm__("vsqrt.f32 %0, %1" : "=t"(x.f) : "t"(x.f));
+  s = (uint32_t)x.f;
+  while ((uint64_t)s * s > num) --s;
+  while (s != 0xFFFFFFFFu && (uint64_t)(s + 1) * (s + 1) <= num) ++s;
+  {
+    const uint64_t rem = num - (uint64_t)s * s;
+    const uint32_t cap = hi == 0 ? 0xFFFFu : 0xFFFFFFFFu; /* sqrt32's and sqrt64's limits */
+    if (rem > s && s != cap) ++s;
+  }
+  return s;
+}
+#define KWS_SQRT64 sqrt64_fast
+#else
+#define KWS_SQRT64 sqrt64
+#endif
+
+KWS_FE_STAGE static void filterbank_sqrt(int scale_down_shift) {
   int i;
   for (i = 0; i < KWS_FE_NUM_CHANNELS; ++i) {
-    s_signal[i] = sqrt64(s_work[i + 1]) >> scale_down_shift;
+    s_signal[i] = KWS_SQRT64(s_work[i + 1]) >> scale_down_shift;
   }
 }
 
 /* ---- noise_reduction.c ---- */
-static void noise_reduction(void) {
+static inline void nr_channel(const int i, const uint32_t smoothing) {
+  const uint32_t one_minus_smoothing = (1 << kNoiseReductionBits) - smoothing;
+  const uint32_t signal_scaled_up = s_signal[i] << KWS_FE_NR_SMOOTHING_BITS;
+  uint32_t estimate = (uint32_t)((((uint64_t)signal_scaled_up * smoothing) +
+                                  ((uint64_t)s_noise_estimate[i] * one_minus_smoothing)) >>
+                                 kNoiseReductionBits);
+  s_noise_estimate[i] = estimate;
+  if (estimate > signal_scaled_up) estimate = signal_scaled_up;
+  const uint32_t floor_value =
+      (uint32_t)(((uint64_t)s_signal[i] * KWS_FE_NR_MIN_SIGNAL_REMAINING) >> kNoiseReductionBits);
+  const uint32_t subtracted = (signal_scaled_up - estimate) >> KWS_FE_NR_SMOOTHING_BITS;
+  s_signal[i] = subtracted > floor_value ? subtracted : floor_value;
+}
+
+#if KWS_FE_NUM_CHANNELS % 2
+#error "noise_reduction() walks the channels in even/odd pairs"
+#endif
+
+KWS_FE_STAGE static void noise_reduction(void) {
   int i;
-  for (i = 0; i < KWS_FE_NUM_CHANNELS; ++i) {
-    const uint32_t smoothing =
-        ((i & 1) == 0) ? KWS_FE_NR_EVEN_SMOOTHING : KWS_FE_NR_ODD_SMOOTHING;
-    const uint32_t one_minus_smoothing = (1 << kNoiseReductionBits) - smoothing;
-    const uint32_t signal_scaled_up = s_signal[i] << KWS_FE_NR_SMOOTHING_BITS;
-    uint32_t estimate = (uint32_t)((((uint64_t)signal_scaled_up * smoothing) +
-                                    ((uint64_t)s_noise_estimate[i] * one_minus_smoothing)) >>
-                                   kNoiseReductionBits);
-    s_noise_estimate[i] = estimate;
-    if (estimate > signal_scaled_up) estimate = signal_scaled_up;
-    const uint32_t floor_value =
-        (uint32_t)(((uint64_t)s_signal[i] * KWS_FE_NR_MIN_SIGNAL_REMAINING) >> kNoiseReductionBits);
-    const uint32_t subtracted = (signal_scaled_up - estimate) >> KWS_FE_NR_SMOOTHING_BITS;
-    s_signal[i] = subtracted > floor_value ? subtracted : floor_value;
+  for (i = 0; i < KWS_FE_NUM_CHANNELS; i += 2) { /* even and odd channels: constant smoothing */
+    nr_channel(i, KWS_FE_NR_EVEN_SMOOTHING);
+    nr_channel(i + 1, KWS_FE_NR_ODD_SMOOTHING);
   }
 }
 
@@ -218,7 +334,7 @@ static uint32_t pcan_shrink(const uint32_t x) {
   return (x >> (kPcanSnrBits - kPcanOutputBits)) - (1 << kPcanOutputBits);
 }
 
-static void pcan_gain_control(void) {
+KWS_FE_STAGE static void pcan_gain_control(void) {
   int i;
   for (i = 0; i < KWS_FE_NUM_CHANNELS; ++i) {
     /* int16 gain widened to uint32 as in TF (the LUT values are positive). */
@@ -255,7 +371,7 @@ static uint32_t log_scaled(const uint32_t x, const uint32_t scale_shift) {
   return ((loge << scale_shift) + round) >> KWS_FE_LOG_SCALE_LOG2;
 }
 
-static void log_scale(uint16_t *out) {
+KWS_FE_STAGE static void log_scale(uint16_t *out) {
   int i;
   for (i = 0; i < KWS_FE_NUM_CHANNELS; ++i) {
     uint32_t value = s_signal[i];
@@ -271,8 +387,8 @@ static void log_scale(uint16_t *out) {
 
 /* ---- frontend.c ---- */
 void kws_frontend_frame(const int16_t *window, uint16_t *values) {
-  const int shift = window_and_fft(window);
-  filterbank_energy();
+  const int shift = apply_window(window);
+  fft_energy(shift);
   filterbank_accumulate();
   filterbank_sqrt(shift);
   noise_reduction();

@@ -3,7 +3,8 @@
  * Turns 1 s of 16-bit 16 kHz audio into the 49x40 features that TinyConv reads, bit for bit
  * the same as TensorFlow's audio_microfrontend op with micro_speech settings (window 30 ms,
  * step 20 ms, 40 channels, 125..7500 Hz, noise reduction 0.025/0.06/0.05, PCAN 0.95/80/21,
- * log scale shift 6). Fixed point only: no malloc, no float, no libm at run time; the tables
+ * log scale shift 6). Fixed point only: no malloc, no float arithmetic in any result, no libm at
+ * run time (the M4 build takes VSQRT's guess as the start of an exact integer square root); the tables
  * that TF computes with libm at init are precomputed in kws_frontend_tables.c.
  *
  * The pipeline is a port of tensorflow/lite/experimental/microfrontend/lib/ (Apache-2.0,
