@@ -34,6 +34,7 @@ from .paths import FIRMWARE_DIR
 
 RUNTIME_DIR = FIRMWARE_DIR / "lib" / "kws_runtime"
 SUPPORTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "RESHAPE", "SOFTMAX")
+BACKENDS = ("aot", "ref")  # fast kernels / TFLM-reference-style loops (kws_ref.c), same generator
 _ALIGN = 4  # arena offsets; kernels load words through memcpy, so 4 is enough for LDR
 _ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6"}
 
@@ -160,9 +161,10 @@ class _Step:
 class _Lowering:
     """Turns each supported op into a _Step; everything TFLM does in Prepare happens here."""
 
-    def __init__(self, model: tflite_info.TfliteModel, where: str):
+    def __init__(self, model: tflite_info.TfliteModel, where: str, backend: str = "aot"):
         self.m = model
         self.where = where
+        self.backend = backend
 
     def err(self, op: tflite_info.OpInfo, msg: str) -> HarnessError:
         return HarnessError(f"{self.where}: op {op.index} {op.name}: {msg}")
@@ -238,10 +240,22 @@ class _Lowering:
         mult, shift = self._per_channel(x.scales[0], w_scales, y.scales[0])
         act_min, act_max = activation_range(int(o.get("fusedActivationFunction", 0)), y.scales[0], out_zp,
                                             f"{self.where}: op {op.index} {op.name}")
+        macs = out_h * out_w * out_c * k_h * k_w * in_c
+        p = f"op{k}"
+        if self.backend == "ref":
+            raw_bias = self.int32(self.bias(op, out_c), "bias", self.where)
+            arrays = (_c_array("int8_t", f"{p}_weights", w) + _c_array("int32_t", f"{p}_bias", raw_bias)
+                      + _c_array("int32_t", f"{p}_mult", mult) + _c_array("int32_t", f"{p}_shift", shift))
+            fields = dict(in_h=in_h, in_w=in_w, in_c=in_c, out_h=out_h, out_w=out_w, out_c=out_c, k_h=k_h, k_w=k_w,
+                          stride_h=s_h, stride_w=s_w, pad_top=pad_top, pad_left=pad_left, input_offset=-in_zp,
+                          output_zp=out_zp, act_min=act_min, act_max=act_max, weights=f"{p}_weights",
+                          bias=f"{p}_bias", multiplier=f"{p}_mult", shift=f"{p}_shift")
+            return _Step(op.name, arrays + _c_struct("kws_ref_conv2d_t", p, fields),
+                         f"kws_ref_conv2d_s8(&{p}, {{in}}, {{out}});", op.inputs[0], op.outputs[0],
+                         macs=macs, const_bytes=w.size + out_c * 12)
         # Fold the input offset: sum w * (x - zp) = sum w * x - zp * sum w (padding holds zp).
         bias = self.bias(op, out_c) - in_zp * w.reshape(out_c, -1).sum(axis=1)
         layout = conv_weight_layout(w)
-        p = f"op{k}"
         words = layout.astype("<i2").view("<u4")  # (w0, w2) and (w1, w3) pairs, one SMLAD operand each
         arrays = (_c_array("uint32_t", f"{p}_weights", words)
                   + _channel_q_array(f"{p}_channels", self.int32(bias, "folded bias", self.where), mult, shift))
@@ -253,8 +267,7 @@ class _Lowering:
                       weights=f"{p}_weights", channels=f"{p}_channels")
         return _Step(op.name, arrays + _c_struct("kws_conv2d_t", p, fields),
                      f"kws_conv2d_s8(&{p}, {{in}}, {{out}}, {{scratch}});", op.inputs[0], op.outputs[0],
-                     macs=out_h * out_w * out_c * k_h * k_w * in_c,
-                     const_bytes=layout.size * 2 + out_c * 20,
+                     macs=macs, const_bytes=layout.size * 2 + out_c * 20,
                      scratch_bytes=conv_k_padded(w) + (padded_h * padded_w * in_c if needs_pad else 0))
 
     def depthwise_conv_2d(self, op: tflite_info.OpInfo, k: int) -> _Step:
@@ -317,8 +330,18 @@ class _Lowering:
         out_zp = y.zero_points[0]
         act_min, act_max = activation_range(int(o.get("fusedActivationFunction", 0)), out_s, out_zp,
                                             f"{self.where}: op {op.index} {op.name}")
-        bias = self.bias(op, units) - x.zero_points[0] * w.sum(axis=1)
         p = f"op{k}"
+        if self.backend == "ref":
+            arrays = (_c_array("int8_t", f"{p}_weights", w)
+                      + _c_array("int32_t", f"{p}_bias", self.int32(self.bias(op, units), "bias", self.where))
+                      + _c_array("int32_t", f"{p}_mult", mult) + _c_array("int32_t", f"{p}_shift", shift))
+            fields = dict(batches=n_in // depth, depth=depth, units=units, input_offset=-x.zero_points[0],
+                          output_zp=out_zp, act_min=act_min, act_max=act_max, per_channel=int(per_channel),
+                          weights=f"{p}_weights", bias=f"{p}_bias", multiplier=f"{p}_mult", shift=f"{p}_shift")
+            return _Step(op.name, arrays + _c_struct("kws_ref_fc_t", p, fields),
+                         f"kws_ref_fc_s8(&{p}, {{in}}, {{out}});", op.inputs[0], op.outputs[0],
+                         macs=(n_in // depth) * units * depth, const_bytes=w.size + units * 4 + mult.size * 8)
+        bias = self.bias(op, units) - x.zero_points[0] * w.sum(axis=1)
         arrays = (_c_array("int8_t", f"{p}_weights", w) + _c_array("int32_t", f"{p}_bias", self.int32(bias, "folded bias", self.where))
                   + _c_array("int32_t", f"{p}_mult", mult) + _c_array("int32_t", f"{p}_shift", shift))
         fields = dict(batches=n_in // depth, depth=depth, units=units, output_zp=out_zp, act_min=act_min,
@@ -477,8 +500,13 @@ def _c_float(x: float) -> str:
     return f"{float(np.float32(x))!r}f"
 
 
-def generate(tflite_path: Path | str, out_dir: Path | str, model_id: str) -> GeneratedModel:
-    """Compile an int8 .tflite into ``kws_model_data.c`` and ``kws_model_data.h`` under ``out_dir``."""
+def generate(tflite_path: Path | str, out_dir: Path | str, model_id: str, backend: str = "aot") -> GeneratedModel:
+    """Compile an int8 .tflite into ``kws_model_data.c`` and ``kws_model_data.h`` under ``out_dir``.
+
+    ``backend`` "aot" emits the fast kernels, "ref" the TFLM-reference-style ones (kws_ref.c).
+    """
+    if backend not in BACKENDS:
+        raise HarnessError(f"codegen: unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
     tflite_path, out_dir = Path(tflite_path), Path(out_dir)
     model_id = _check_model_id(model_id)
     model = tflite_info.read(tflite_path)
@@ -496,7 +524,7 @@ def generate(tflite_path: Path | str, out_dir: Path | str, model_id: str) -> Gen
     if not model.ops:
         raise HarnessError(f"{where}: the model has no operators")
 
-    lower = _Lowering(model, where)
+    lower = _Lowering(model, where, backend)
     steps = [getattr(lower, op.name.lower())(op, k) for k, op in enumerate(model.ops)]
     produced = {model.inputs[0]}
     for op, step in zip(model.ops, steps):
@@ -522,6 +550,7 @@ def generate(tflite_path: Path | str, out_dir: Path | str, model_id: str) -> Gen
 #define KWS_MODEL_ARENA_BYTES {arena}
 #define KWS_MODEL_WEIGHT_BYTES {weight_bytes}
 #define KWS_MODEL_MACS {macs}
+#define KWS_MODEL_BACKEND "{backend}"
 #define KWS_MODEL_INPUT_SCALE {_c_float(in_t.scales[0])}
 #define KWS_MODEL_INPUT_ZERO_POINT ({in_t.zero_points[0]})
 #define KWS_MODEL_OUTPUT_SCALE {_c_float(out_t.scales[0])}
@@ -533,7 +562,7 @@ def generate(tflite_path: Path | str, out_dir: Path | str, model_id: str) -> Gen
                   f"#define kws_arena ((int8_t *)kws_arena_words)\n")
     body = "\n".join(f"    {c}" for c in calls)
     source = f"""/* Generated by harness/codegen.py from {tflite_path.name}; do not edit.
- * Ops: {', '.join(op.name for op in model.ops)}; {macs} MACs; arena {arena} bytes; constants {weight_bytes} bytes.
+ * Backend {backend}. Ops: {', '.join(op.name for op in model.ops)}; {macs} MACs; arena {arena} bytes; constants {weight_bytes} bytes.
  */
 #include <stdint.h>
 #include <string.h>
@@ -584,17 +613,19 @@ def _host_cc() -> str:
     return cc
 
 
-def build_native_library(tflite_path: Path | str, model_id: str = "model", cflags: tuple[str, ...] = ()) -> Path:
+def build_native_library(tflite_path: Path | str, model_id: str = "model", cflags: tuple[str, ...] = (),
+                         backend: str = "aot") -> Path:
     """Host shared library of the generated model + runtime (gcc -O2 -shared), cached by content hash."""
     tflite_path = Path(tflite_path)
     if not tflite_path.is_file():
         raise HarnessError(f"cannot read .tflite {tflite_path}: no such file")
-    key = content_hash(tflite_path, model_id, runtime_fingerprint(), list(cflags))
+    key = content_hash(tflite_path, model_id, runtime_fingerprint(), list(cflags),
+                       *([backend] if backend != "aot" else []))
     out = artifact_dir("native_runtime", key)
     so = out / "libkws_model.so"
     if so.is_file():
         return so
-    gen = generate(tflite_path, out / "src", model_id)
+    gen = generate(tflite_path, out / "src", model_id, backend)
     cc = _host_cc()
     fd, tmp = tempfile.mkstemp(dir=out, prefix=".libkws_model.", suffix=".so")
     os.close(fd)

@@ -178,6 +178,22 @@ def test_bit_exact_with_tflm(models: dict[str, Path], inputs: np.ndarray, name: 
         assert len(np.unique(got, axis=0)) > N_INPUTS // 2
 
 
+@pytest.mark.parametrize("name", ["tinyconv8", "tinyconv7", "tinyconv8_softmax", "tinyconv8_per_tensor_fc",
+                                  "mixed_convs", "depthwise", "fc_leftovers"])
+def test_ref_backend_bit_exact_with_tflm(models: dict[str, Path], inputs: np.ndarray, name: str,
+                                         tmp_path: Path) -> None:
+    """--backend ref: TFLM-reference-style loops over the .tflite's own layouts, same scores as TFLM."""
+    so = codegen.build_native_library(models[name], name, backend="ref")
+    np.testing.assert_array_equal(codegen.native_predict(so, inputs), reference.predict(models[name], inputs))
+    source = codegen.generate(models[name], tmp_path, name, backend="ref").sources[0].read_text()
+    assert "kws_ref_" in source and "kws_conv2d_s8(" not in source and "kws_fc_s8(" not in source
+
+
+def test_unknown_backend_is_named(models: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(HarnessError, match="unknown backend 'fast'"):
+        codegen.generate(models["tinyconv8"], tmp_path, "t", backend="fast")
+
+
 def test_models_cover_the_kernel_paths(models: dict[str, Path], tmp_path: Path) -> None:
     ops = {name: codegen.generate(path, tmp_path / name, name).ops for name, path in models.items()}
     assert ops["tinyconv8"] == ("RESHAPE", "CONV_2D", "RESHAPE", "FULLY_CONNECTED")

@@ -101,10 +101,10 @@ M4_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16
 
 
 def build_m4_test_image(tflite: Path, x: np.ndarray, out_dir: Path, opt: str = "-O2",
-                        repeat: int | None = None) -> Path:
+                        repeat: int | None = None, backend: str = "aot") -> Path:
     """ELF for mps2-an386: the generated model, the runtime and ``x`` as test inputs."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    gen = codegen.generate(tflite, out_dir / "gen", "m4-test")
+    gen = codegen.generate(tflite, out_dir / "gen", "m4-test", backend)
     (out_dir / "startup.c").write_text(STARTUP_C)
     (out_dir / "link.ld").write_text(LINKER_LD)
     rows = ",\n".join("{" + ",".join(map(str, s.reshape(-1).tolist())) + "}" for s in x)
@@ -134,12 +134,12 @@ def run_qemu(elf: Path, extra: list[str] = ()) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=QEMU_TIMEOUT_S, stdin=subprocess.DEVNULL)
 
 
-def m4_instructions_per_inference(tflite: Path, work: Path, opt: str = "-O2") -> int:
+def m4_instructions_per_inference(tflite: Path, work: Path, opt: str = "-O2", backend: str = "aot") -> int:
     """Executed Cortex-M4 instructions of one kws_model_invoke (trace of 2 runs minus 1 run)."""
     x = np.zeros((1, *codegen.generate(tflite, work / "probe", "probe").input_shape[1:]), dtype=np.int8)
     counts = []
     for repeat in (1, 2):
-        elf = build_m4_test_image(tflite, x, work / f"r{repeat}", opt, repeat=repeat)
+        elf = build_m4_test_image(tflite, x, work / f"r{repeat}", opt, repeat=repeat, backend=backend)
         log = work / f"r{repeat}.log"
         result = run_qemu(elf, ["-singlestep", "-d", "exec,nochain", "-D", str(log)])
         assert result.returncode == 0, result.stderr[-500:]
@@ -184,12 +184,13 @@ def fc_leftovers() -> Path:
     return _convert("fc_leftovers", MODELS["fc_leftovers"]["build"], (49, 40))
 
 
-@pytest.mark.parametrize("which", ["tinyconv", "tinyconv7", "tinyconv3", "fc_leftovers", "mixed"])
-def test_m4_dsp_path_bit_exact(request: pytest.FixtureRequest, tmp_path: Path, which: str) -> None:
+@pytest.mark.parametrize("which,backend", [("tinyconv", "aot"), ("tinyconv7", "aot"), ("tinyconv3", "aot"),
+                                           ("fc_leftovers", "aot"), ("mixed", "aot"), ("tinyconv", "ref")])
+def test_m4_dsp_path_bit_exact(request: pytest.FixtureRequest, tmp_path: Path, which: str, backend: str) -> None:
     tflite = request.getfixturevalue(which)
     rng = np.random.default_rng(7)
     x = rng.integers(-128, 128, (N_INPUTS, 49, 40)).astype(np.int8)
-    elf = build_m4_test_image(tflite, x, tmp_path)
+    elf = build_m4_test_image(tflite, x, tmp_path, backend=backend)
     result = run_qemu(elf)
     assert result.returncode == 0, f"qemu exit {result.returncode}: {result.stderr[-500:]}"
     text = result.stdout + result.stderr

@@ -31,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         a.add_argument("--device", default="emu", help="emu (default), native, /dev/ttyACM0, socket://HOST:PORT, auto")
         a.add_argument("--variant", help="variant id whose firmware runs on the board")
         a.add_argument("--tflite", help="int8 .tflite to build instead of a variant")
-        a.add_argument("--backend", default="aot", choices=["aot", "tflm"])
+        a.add_argument("--backend", default="aot", choices=["aot", "ref", "tflm"],
+                       help="aot: fast kernels (default); ref: TFLM-reference-style loops; tflm: real board only")
         a.add_argument("--no-flash", action="store_true", help="real board: do not upload, only check the build hash")
         a.add_argument("--json", action="store_true")
         if name == "infer":

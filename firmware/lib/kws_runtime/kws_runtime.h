@@ -93,10 +93,40 @@ typedef struct {
     int32_t diff_min;
 } kws_softmax_t;
 
+/* --backend ref (kws_ref.c): the .tflite's own layouts and parameters, TFLM reference loops. */
+typedef struct {
+    int16_t in_h, in_w, in_c;
+    int16_t out_h, out_w, out_c;
+    int16_t k_h, k_w;
+    int16_t stride_h, stride_w;
+    int16_t pad_top, pad_left;
+    int32_t input_offset;       /* -input zero point */
+    int32_t output_zp;
+    int32_t act_min, act_max;
+    const int8_t *weights;      /* [out_c][k_h][k_w][in_c] */
+    const int32_t *bias;        /* raw bias (zeros if the model has none) */
+    const int32_t *multiplier;
+    const int32_t *shift;
+} kws_ref_conv2d_t;
+
+typedef struct {
+    int32_t batches, depth, units;
+    int32_t input_offset;       /* -input zero point */
+    int32_t output_zp;
+    int32_t act_min, act_max;
+    int32_t per_channel;
+    const int8_t *weights;      /* [units][depth] */
+    const int32_t *bias;        /* raw bias */
+    const int32_t *multiplier;
+    const int32_t *shift;
+} kws_ref_fc_t;
+
 void kws_conv2d_s8(const kws_conv2d_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
 void kws_depthwise_s8(const kws_depthwise_t *p, const int8_t *in, int8_t *out);
 void kws_fc_s8(const kws_fc_t *p, const int8_t *in, int8_t *out);
 void kws_softmax_s8(const kws_softmax_t *p, const int8_t *in, int8_t *out);
+void kws_ref_conv2d_s8(const kws_ref_conv2d_t *p, const int8_t *in, int8_t *out);
+void kws_ref_fc_s8(const kws_ref_fc_t *p, const int8_t *in, int8_t *out);
 
 #ifdef __cplusplus
 }
