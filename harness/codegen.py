@@ -161,10 +161,11 @@ class _Step:
 class _Lowering:
     """Turns each supported op into a _Step; everything TFLM does in Prepare happens here."""
 
-    def __init__(self, model: tflite_info.TfliteModel, where: str, backend: str = "aot"):
+    def __init__(self, model: tflite_info.TfliteModel, where: str, backend: str = "aot", general_only: bool = False):
         self.m = model
         self.where = where
         self.backend = backend
+        self.general_only = general_only  # tests: force the general kernels where a fast path applies
 
     def err(self, op: tflite_info.OpInfo, msg: str) -> HarnessError:
         return HarnessError(f"{self.where}: op {op.index} {op.name}: {msg}")
@@ -255,6 +256,11 @@ class _Lowering:
                          macs=macs, const_bytes=w.size + out_c * 12)
         # Fold the input offset: sum w * (x - zp) = sum w * x - zp * sum w (padding holds zp).
         bias = self.bias(op, out_c) - in_zp * w.reshape(out_c, -1).sum(axis=1)
+        if conv_fast_applies(in_c, s_w) and not self.general_only:
+            return self.conv_2d_fast(op, p, w, bias, mult, shift, macs,
+                                     dict(in_h=in_h, in_w=in_w, out_h=out_h, out_w=out_w, out_c=out_c, k_h=k_h,
+                                          k_w=k_w, stride_h=s_h, pad_top=pad_top, pad_left=pad_left,
+                                          input_zp=in_zp, output_zp=out_zp, act_min=act_min, act_max=act_max))
         layout = conv_weight_layout(w)
         words = layout.astype("<i2").view("<u4")  # (w0, w2) and (w1, w3) pairs, one SMLAD operand each
         arrays = (_c_array("uint32_t", f"{p}_weights", words)
@@ -269,6 +275,57 @@ class _Lowering:
                      f"kws_conv2d_s8(&{p}, {{in}}, {{out}}, {{scratch}});", op.inputs[0], op.outputs[0],
                      macs=macs, const_bytes=layout.size * 2 + out_c * 20,
                      scratch_bytes=conv_k_padded(w) + (padded_h * padded_w * in_c if needs_pad else 0))
+
+    def conv_2d_fast(self, op: tflite_info.OpInfo, p: str, w: np.ndarray, bias: np.ndarray, mult: np.ndarray,
+                     shift: np.ndarray, macs: int, g: dict[str, int]) -> _Step:
+        """kws_conv2d_fast_s8: int16-expanded input, 2 positions x 4 channels per block (see kws_conv_fast.c)."""
+        out_c, k_h, k_w, out_w, out_h = g["out_c"], g["k_h"], g["k_w"], g["out_w"], g["out_h"]
+        pairs = (k_w + 1) // 2
+        row_q = 2 * (out_w + (out_w & 1) - 1) + 2 * pairs
+        rows_q = (out_h - 1) * g["stride_h"] + k_h
+        short_q = short_requant_ok(bias, w, mult, shift, g["output_zp"])
+        scale = 2 if short_q else 1
+        packed = conv_fast_weight_layout(w * scale)
+        oc_pad = out_c + (out_c & 1)
+        rows = []
+        for c in range(oc_pad):  # kws_fast_q_t {multiplier, add, right, bias}
+            if c >= out_c:
+                rows.append("    {0, 0, 0, 0},")
+                continue
+            b, m, sh = int(bias[c]) * scale, int(mult[c]), int(shift[c])
+            if short_q:
+                right = -sh
+                rows.append(f"    {{{m}, {(1 << (right - 1)) + g['output_zp'] * (1 << right)}, {right}, {b}}},")
+            else:
+                rows.append(f"    {{{m}, {max(sh, 0)}, {max(-sh, 0)}, {b}}},")
+        self.int32(np.asarray(bias, dtype=np.int64) * scale, "folded bias", self.where)
+        consts = f"static const kws_fast_q_t {p}_channels[{oc_pad}] = {{\n" + "\n".join(rows) + "\n};\n"
+        full_range = (g["act_min"], g["act_max"]) == (-128, 127)
+        fused = short_q and full_range and out_w % 2 == 0
+        last_c = (oc_pad - 1) // 4 * 4
+        if fused:  # one generated function per pair of output positions, all channels
+            fns = {"full": f"kws_gen_{p}_pair"}
+            asm = conv_pair_asm(fns["full"], out_c, k_h, pairs, row_q)
+        else:  # generated dot products, C requantization
+            fns = {"last": f"kws_gen_{p}_dot{oc_pad - last_c}"}
+            if last_c:
+                fns["full"] = f"kws_gen_{p}_dot4"
+            asm = "".join(conv_dot_asm(name, int(name[-1]), k_h, pairs, row_q) for name in sorted(set(fns.values())))
+        protos = "".join(f"void {name}(const int16_t *x, const uint32_t *w, void *acc_or_q, int8_t *out);\n"
+                         for name in sorted(set(fns.values())))
+        decls = (_c_array("uint32_t", f"{p}_weights", packed.astype("<i2").view("<u4")) + consts
+                 + f"#if KWS_USE_DSP && defined(__thumb2__)\n{asm}{protos}"
+                 + "".join(f"#define {p}_DOT_{k.upper()} {v}\n" for k, v in fns.items())
+                 + "#endif\n" + "".join(f"#ifndef {p}_DOT_{k}\n#define {p}_DOT_{k} 0\n#endif\n" for k in ("FULL", "LAST")))
+        fields = dict(in_h=g["in_h"], in_w=g["in_w"], out_h=out_h, out_w=out_w, out_c=out_c, k_h=k_h, pairs=pairs,
+                      stride_h=g["stride_h"], pad_top=g["pad_top"], pad_left=g["pad_left"], rows_q=rows_q,
+                      row_q=row_q, short_q=int(short_q), full_range=int(full_range), fused=int(fused),
+                      input_zp=g["input_zp"], output_zp=g["output_zp"], act_min=g["act_min"], act_max=g["act_max"],
+                      weights=f"{p}_weights", channels=f"{p}_channels", dot_full=f"{p}_DOT_FULL",
+                      dot_last=f"{p}_DOT_LAST")
+        return _Step(op.name, decls + _c_struct("kws_conv2d_fast_t", p, fields),
+                     f"kws_conv2d_fast_s8(&{p}, {{in}}, {{out}}, {{scratch}});", op.inputs[0], op.outputs[0],
+                     macs=macs, const_bytes=packed.size * 2 + oc_pad * 16, scratch_bytes=rows_q * row_q * 2)
 
     def depthwise_conv_2d(self, op: tflite_info.OpInfo, k: int) -> _Step:
         o = op.options
@@ -342,7 +399,7 @@ class _Lowering:
                          f"kws_ref_fc_s8(&{p}, {{in}}, {{out}});", op.inputs[0], op.outputs[0],
                          macs=(n_in // depth) * units * depth, const_bytes=w.size + units * 4 + mult.size * 8)
         bias = self.bias(op, units) - x.zero_points[0] * w.sum(axis=1)
-        arrays = (_c_array("int8_t", f"{p}_weights", w) + _c_array("int32_t", f"{p}_bias", self.int32(bias, "folded bias", self.where))
+        arrays = (_c_array("int8_t", f"{p}_weights", fc_weight_layout(w)) + _c_array("int32_t", f"{p}_bias", self.int32(bias, "folded bias", self.where))
                   + _c_array("int32_t", f"{p}_mult", mult) + _c_array("int32_t", f"{p}_shift", shift))
         fields = dict(batches=n_in // depth, depth=depth, units=units, output_zp=out_zp, act_min=act_min,
                       act_max=act_max, per_channel=int(per_channel), weights=f"{p}_weights", bias=f"{p}_bias",
@@ -390,6 +447,146 @@ def softmax_params(beta: float, input_scale: float, integer_bits: int = 5) -> tu
         raise HarnessError(f"softmax input scale {input_scale} with beta {beta} is too small for the int8 kernel")
     radius = math.floor(((1 << integer_bits) - 1) * (1 << (31 - integer_bits)) / (1 << left_shift))
     return mult, left_shift, -radius
+
+
+def fc_weight_layout(w: np.ndarray) -> np.ndarray:
+    """FULLY_CONNECTED weights [units, depth] in the order kws_fc_s8 reads them.
+
+    Blocks of 4 units: for each group of 4 inputs the 4 units' 4 bytes, then for each of the
+    depth % 4 tail inputs the 4 units' bytes; the units % 4 leftover rows follow row-major.
+    """
+    units, depth = w.shape
+    groups, blocks = depth // 4, units // 4
+    parts = []
+    for b in range(blocks):
+        blk = w[4 * b:4 * b + 4]
+        parts.append(blk[:, :groups * 4].reshape(4, groups, 4).transpose(1, 0, 2).reshape(-1))
+        parts.append(blk[:, groups * 4:].T.reshape(-1))
+    parts.append(w[blocks * 4:].reshape(-1))
+    return np.concatenate(parts).astype(np.int8)
+
+
+def conv_fast_applies(in_c: int, stride_w: int) -> bool:
+    """Shapes kws_conv2d_fast_s8 covers: one input channel, horizontal stride 2 (TinyConv)."""
+    return in_c == 1 and stride_w == 2
+
+
+def short_requant_ok(bias: np.ndarray, w: np.ndarray, mult: np.ndarray, shift: np.ndarray, out_zp: int) -> bool:
+    """Whether kws_requant_short is exact for every accumulator this layer can produce.
+
+    Inputs are int8, so |sum w * x| <= 128 * sum |w|; the doubled accumulator must stay below 2^31,
+    every right shift must be 1..30 with no left shift, and the rounding constant plus the
+    SMMULR result (|x| <= 2^30) must not overflow.
+    """
+    out_c = len(bias)
+    bound = np.abs(np.asarray(bias, dtype=np.int64)) + 128 * np.abs(w.reshape(out_c, -1).astype(np.int64)).sum(axis=1)
+    if (2 * bound >= (1 << 31)).any():
+        return False
+    for s in np.asarray(shift).tolist():
+        if not -30 <= s <= -1:
+            return False
+        right = -s
+        if abs((1 << (right - 1)) + out_zp * (1 << right)) >= (1 << 30) - 1:
+            return False
+    return bool((np.asarray(mult) >= 0).all())
+
+
+def conv_fast_weight_layout(w: np.ndarray) -> np.ndarray:
+    """CONV_2D weights [out_c, k_h, k_w, 1] as the int16 stream kws_conv2d_fast_s8 reads.
+
+    k_w is padded to even and out_c to even with zeros; channels go in blocks of 4 (then one of 2);
+    within a block, for each kernel row and tap pair (kx, kx+1), one int16 pair per channel.
+    """
+    out_c, k_h, k_w = w.shape[:3]
+    kw2, oc2 = k_w + (k_w & 1), out_c + (out_c & 1)
+    full = np.zeros((oc2, k_h, kw2), dtype=np.int16)
+    full[:out_c, :, :k_w] = w.reshape(out_c, k_h, k_w)
+    parts = []
+    for c in range(0, oc2, 4):
+        n = 4 if oc2 - c >= 4 else 2
+        blk = full[c:c + n].reshape(n, k_h, kw2 // 2, 2)  # [ch, ky, pair, 2]
+        parts.append(blk.transpose(1, 2, 0, 3).reshape(-1))  # ky, pair, ch, (lo, hi)
+    return np.concatenate(parts)
+
+
+def _dot_steps(nch: int, k_h: int, pairs: int, row_q: int) -> list[str]:
+    """The unrolled multiply-accumulate of one block: input pairs from r12, weights from lr (post-increment)."""
+    lines, base = [], 0
+    for ky in range(k_h):
+        for j in range(pairs):
+            off = ky * row_q * 2 + j * 4
+            if off - base > 1020:  # LDRD reaches 1020 bytes: move the base to this kernel row
+                delta = ky * row_q * 2 - base
+                lines += [f"movw r8, #{delta}", "add r12, r12, r8"]
+                base += delta
+            lines.append(f"ldrd r8, r9, [r12, #{off - base}]")
+            for half in range(nch // 2):
+                a = 4 * half
+                lines += ["ldrd r10, r11, [lr], #8",
+                          f"smlad r{a}, r10, r8, r{a}", f"smlad r{a + 1}, r10, r9, r{a + 1}",
+                          f"smlad r{a + 2}, r11, r8, r{a + 2}", f"smlad r{a + 3}, r11, r9, r{a + 3}"]
+    return lines
+
+
+def _asm_function(name: str, lines: list[str]) -> str:
+    head = [".pushsection .text." + name + ',\\"ax\\",%progbits', ".syntax unified", ".thumb", ".p2align 2",
+            f".global {name}", ".thumb_func", f".type {name}, %function", f"{name}:"]
+    tail = [f".size {name}, .-{name}", ".popsection"]
+    return "__asm__(\n" + "".join(f'    "{line}\\n"\n' for line in head + lines + tail) + ");\n"
+
+
+def conv_dot_asm(name: str, nch: int, k_h: int, pairs: int, row_q: int) -> str:
+    """Thumb-2 code for one block of kws_conv2d_fast_s8 (kws_conv_dot_c's loop, fully unrolled).
+
+    r0-r7 accumulators (channel c, position p in r(2c+p)), r8/r9 the two positions' input pair
+    (one LDRD at an immediate offset from r12), r10/r11 two channels' weight pairs (LDRD with
+    post-increment from lr). AAPCS: r0 = x, r1 = w, r2 = acc[2 * nch] (in: biases, out: sums).
+    """
+    acc_regs = "r0-r7" if nch == 4 else "r0-r3"
+    return _asm_function(name, ["push {r2, r4-r11, lr}", "mov r12, r0", "mov lr, r1", f"ldm r2, {{{acc_regs}}}",
+                                *_dot_steps(nch, k_h, pairs, row_q),
+                                "ldr r8, [sp]", f"stm r8, {{{acc_regs}}}", "add sp, sp, #4", "pop {r4-r11, pc}"])
+
+
+def conv_pair_asm(name: str, out_c: int, k_h: int, pairs: int, row_q: int) -> str:
+    """Thumb-2 code for all channels of one pair of output positions, requantized and stored.
+
+    AAPCS: r0 = x, r1 = weights, r2 = kws_fast_q_t[], r3 = out. Stack: [sp] blocks left,
+    [sp+4] x, [sp+8] q, [sp+12] out; lr walks the weights across blocks. Full 4-channel blocks
+    run in a loop, the last block (2 or 4 channels, maybe one padding channel, never stored)
+    follows. Each block starts from its biases, runs _dot_steps, then per channel
+    kws_requant_short (SMMULR, ADD x >> 31, ADD, ASR) and SSAT, storing position 0 at out[c]
+    and position 1 at out[out_c + c].
+    """
+    oc_pad = out_c + (out_c & 1)
+    last_c = (oc_pad - 1) // 4 * 4
+    blocks = [(4, 4)] * (last_c // 4) + [(oc_pad - last_c, out_c - last_c)]
+    tail = [] if blocks[-1] == (4, 4) else [blocks[-1]]
+    loop_n = len(blocks) - len(tail)
+
+    def block(nch: int, real: int) -> list[str]:
+        lines = ["ldr r12, [sp, #4]", "ldr r8, [sp, #8]"]
+        for c in range(nch):
+            lines += [f"ldr r{2 * c}, [r8, #{16 * c + 12}]", f"mov r{2 * c + 1}, r{2 * c}"]
+        lines += _dot_steps(nch, k_h, pairs, row_q)
+        lines.append("ldrd r8, r9, [sp, #8]")
+        for c in range(real):
+            lines += ["ldmia r8!, {r10, r11, r12}", "add r8, r8, #4"]  # multiplier, add, right; skip bias
+            for pos in range(2):
+                r = f"r{2 * c + pos}"
+                lines += [f"smmulr {r}, {r}, r10", f"add {r}, {r}, {r}, asr #31", f"add {r}, {r}, r11",
+                          f"asr {r}, {r}, r12", f"ssat {r}, #8, {r}", f"strb {r}, [r9, #{pos * out_c + c}]"]
+        return lines
+
+    lines = ["push {r0, r2-r11, lr}", "mov lr, r1", "sub sp, sp, #4"]
+    if loop_n:
+        lines += [f"movs r8, #{loop_n}", "str r8, [sp]", "1:", *block(4, 4),
+                  "add r9, r9, #4", "strd r8, r9, [sp, #8]",
+                  "ldr r8, [sp]", "subs r8, r8, #1", "str r8, [sp]", "bne 1b"]
+    for nch, real in tail:
+        lines += block(nch, real)
+    lines += ["add sp, sp, #16", "pop {r4-r11, pc}"]
+    return _asm_function(name, lines)
 
 
 def conv_k_padded(w: np.ndarray) -> int:
@@ -500,7 +697,8 @@ def _c_float(x: float) -> str:
     return f"{float(np.float32(x))!r}f"
 
 
-def generate(tflite_path: Path | str, out_dir: Path | str, model_id: str, backend: str = "aot") -> GeneratedModel:
+def generate(tflite_path: Path | str, out_dir: Path | str, model_id: str, backend: str = "aot",
+             general_only: bool = False) -> GeneratedModel:
     """Compile an int8 .tflite into ``kws_model_data.c`` and ``kws_model_data.h`` under ``out_dir``.
 
     ``backend`` "aot" emits the fast kernels, "ref" the TFLM-reference-style ones (kws_ref.c).
@@ -524,7 +722,7 @@ def generate(tflite_path: Path | str, out_dir: Path | str, model_id: str, backen
     if not model.ops:
         raise HarnessError(f"{where}: the model has no operators")
 
-    lower = _Lowering(model, where, backend)
+    lower = _Lowering(model, where, backend, general_only)
     steps = [getattr(lower, op.name.lower())(op, k) for k, op in enumerate(model.ops)]
     produced = {model.inputs[0]}
     for op, step in zip(model.ops, steps):
@@ -567,6 +765,7 @@ def generate(tflite_path: Path | str, out_dir: Path | str, model_id: str, backen
 #include <stdint.h>
 #include <string.h>
 
+#include "kws_arith.h"
 #include "kws_model.h"
 #include "kws_runtime.h"
 
