@@ -813,18 +813,18 @@ def _host_cc() -> str:
 
 
 def build_native_library(tflite_path: Path | str, model_id: str = "model", cflags: tuple[str, ...] = (),
-                         backend: str = "aot") -> Path:
+                         backend: str = "aot", general_only: bool = False) -> Path:
     """Host shared library of the generated model + runtime (gcc -O2 -shared), cached by content hash."""
     tflite_path = Path(tflite_path)
     if not tflite_path.is_file():
         raise HarnessError(f"cannot read .tflite {tflite_path}: no such file")
     key = content_hash(tflite_path, model_id, runtime_fingerprint(), list(cflags),
-                       *([backend] if backend != "aot" else []))
+                       *([backend] if backend != "aot" else []), *(["general"] if general_only else []))
     out = artifact_dir("native_runtime", key)
     so = out / "libkws_model.so"
     if so.is_file():
         return so
-    gen = generate(tflite_path, out / "src", model_id, backend)
+    gen = generate(tflite_path, out / "src", model_id, backend, general_only)
     cc = _host_cc()
     fd, tmp = tempfile.mkstemp(dir=out, prefix=".libkws_model.", suffix=".so")
     os.close(fd)

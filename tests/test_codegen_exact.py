@@ -91,6 +91,16 @@ def _tinyconv(channels: int, softmax: bool = False):
     return build
 
 
+def _build_odd_fast(tf, x):
+    # the conv fast path's other branches: odd kernel width (padded to even), odd out_w (17: the last
+    # pair's second position is padding), 5 channels (a 4-block + a 2-block with a padding channel),
+    # ReLU6 (not the full int8 range: unfused blocks, C clamp)
+    x = tf.keras.layers.Reshape((49, 40, 1))(x)
+    x = tf.keras.layers.Conv2D(5, (9, 7), strides=2, padding="valid", activation="relu6")(x)
+    x = tf.keras.layers.Flatten()(x)
+    return tf.keras.layers.Dense(6)(x)
+
+
 def _build_mixed(tf, x):
     # conv with a 3-wide row (tail only, 3 leftover channels), then a 3-channel conv with
     # 15-element rows (groups + tail, one 4-block + 2 leftovers), ReLU6, VALID and SAME.
@@ -141,6 +151,7 @@ MODELS = {
     "tinyconv3": dict(build=_tinyconv(3)),  # leftover channels only
     "tinyconv2": dict(build=_tinyconv(2)),
     "fc_leftovers": dict(build=_build_fc_leftovers),
+    "odd_fast": dict(build=_build_odd_fast),
     "tinyconv8_zero_weights": dict(build=_tinyconv(8), zero_weights=True),
     "tinyconv8_softmax": dict(build=_tinyconv(8, softmax=True)),
     "tinyconv8_per_tensor_fc": dict(build=_tinyconv(8), per_tensor_dense=True),
@@ -189,6 +200,31 @@ def test_ref_backend_bit_exact_with_tflm(models: dict[str, Path], inputs: np.nda
     assert "kws_ref_" in source and "kws_conv2d_s8(" not in source and "kws_fc_s8(" not in source
 
 
+FAST_CONV = ["tinyconv8", "tinyconv7", "tinyconv5", "tinyconv3", "tinyconv2", "odd_fast", "tinyconv8_zero_weights"]
+
+
+@pytest.mark.parametrize("name", FAST_CONV)
+def test_conv_fast_path_and_general_kernel_agree_with_tflm(models: dict[str, Path], inputs: np.ndarray, name: str,
+                                                           tmp_path: Path) -> None:
+    """Shapes the fast CONV_2D covers run it; forcing the general im2col kernel gives the same scores."""
+    fast_src = codegen.generate(models[name], tmp_path / "f", name).sources[0].read_text()
+    assert "kws_conv2d_fast_s8(" in fast_src
+    general_src = codegen.generate(models[name], tmp_path / "g", name, general_only=True).sources[0].read_text()
+    assert "kws_conv2d_fast_s8(" not in general_src and "kws_conv2d_s8(" in general_src
+    so = codegen.build_native_library(models[name], name, general_only=True)
+    np.testing.assert_array_equal(codegen.native_predict(so, inputs), reference.predict(models[name], inputs))
+
+
+def test_conv_fast_path_choices(models: dict[str, Path], tmp_path: Path) -> None:
+    """TinyConv gets the fused short requantization; an odd out_w falls back to block dot products + C requantization."""
+    src = codegen.generate(models["tinyconv8"], tmp_path / "t", "t").sources[0].read_text()
+    assert ".short_q = 1," in src and ".fused = 1," in src and "kws_gen_op1_pair" in src
+    odd = codegen.generate(models["odd_fast"], tmp_path / "o", "o").sources[0].read_text()
+    assert ".fused = 0," in odd and "kws_gen_op1_dot2" in odd and "kws_gen_op1_dot4" in odd
+    mixed = codegen.generate(models["mixed_convs"], tmp_path / "m", "m").sources[0].read_text()
+    assert "kws_conv2d_fast_s8(" not in mixed  # stride 1 and 3-channel inputs: general kernel
+
+
 def test_unknown_backend_is_named(models: dict[str, Path], tmp_path: Path) -> None:
     with pytest.raises(HarnessError, match="unknown backend 'fast'"):
         codegen.generate(models["tinyconv8"], tmp_path, "t", backend="fast")
@@ -212,10 +248,12 @@ def test_tinyconv_sizes(models: dict[str, Path], tmp_path: Path) -> None:
     gen = codegen.generate(models["tinyconv8"], tmp_path, "tinyconv-int8")
     assert gen.macs == 25 * 20 * 8 * 80 + 4000 * 4
     assert gen.input_shape == (1, 49, 40) and gen.output_shape == (1, 4)
-    # conv output (4000) + zero-point padded input (58 x 46) + one 80-byte patch
-    assert gen.arena_bytes == 4000 + 58 * 46 + 80
-    # int16 conv weights + 20-byte channel constants + int8 fc weights + fc bias/multiplier/shift
-    assert gen.weight_bytes == 640 * 2 + 8 * 20 + 16000 + 4 * 4 + 4 * 8
+    # conv output (4000) + the int16 expansion of the zero-point padded input (58 x 46)
+    assert gen.arena_bytes == 4000 + 58 * 46 * 2
+    # int16 conv weights + 16-byte channel constants + int8 fc weights + fc bias/multiplier/shift
+    assert gen.weight_bytes == 640 * 2 + 8 * 16 + 16000 + 4 * 4 + 4 * 8
+    general = codegen.generate(models["tinyconv8"], tmp_path / "general", "t", general_only=True)
+    assert general.arena_bytes == 4000 + 58 * 46 + 80  # the im2col kernel: padded input + one patch
     header = gen.header.read_text()
     assert '#define KWS_MODEL_ID "tinyconv-int8"' in header
     assert "#define KWS_MODEL_INPUT_SIZE 1960" in header and "#define KWS_MODEL_OUTPUT_SIZE 4" in header
