@@ -184,8 +184,25 @@ def fc_leftovers() -> Path:
     return _convert("fc_leftovers", MODELS["fc_leftovers"]["build"], (49, 40))
 
 
-@pytest.mark.parametrize("which,backend", [("tinyconv", "aot"), ("tinyconv7", "aot"), ("tinyconv3", "aot"),
-                                           ("fc_leftovers", "aot"), ("mixed", "aot"), ("tinyconv", "ref")])
+@pytest.fixture(scope="module")
+def odd_fast() -> Path:
+    from tests.test_codegen_exact import MODELS, _convert
+
+    return _convert("odd_fast", MODELS["odd_fast"]["build"], (49, 40))
+
+
+@pytest.fixture(scope="module")
+def tinyconv5() -> Path:
+    from tests.test_codegen_exact import MODELS, _convert
+
+    return _convert("tinyconv5", MODELS["tinyconv5"]["build"], (49, 40))
+
+
+# tinyconv*: the fused generated pair code (4-blocks, a 2-block, padding channels); odd_fast: generated
+# block dot products with C requantization; fc_leftovers / mixed: the general im2col kernel; ref backend
+@pytest.mark.parametrize("which,backend", [("tinyconv", "aot"), ("tinyconv7", "aot"), ("tinyconv5", "aot"),
+                                           ("tinyconv3", "aot"), ("odd_fast", "aot"), ("fc_leftovers", "aot"),
+                                           ("mixed", "aot"), ("tinyconv", "ref")])
 def test_m4_dsp_path_bit_exact(request: pytest.FixtureRequest, tmp_path: Path, which: str, backend: str) -> None:
     tflite = request.getfixturevalue(which)
     rng = np.random.default_rng(7)
@@ -202,9 +219,9 @@ def test_m4_dsp_path_bit_exact(request: pytest.FixtureRequest, tmp_path: Path, w
 
 @pytest.mark.slow
 def test_m4_instruction_budget(tinyconv: Path, tmp_path: Path) -> None:
-    """TinyConv (336k MACs) must stay under 2.5 executed Cortex-M4 instructions per MAC (measured 2.31
-    at -O2, everything included: padding, patches, requantization, the FC; TFLM needs ~16.8 cycles)."""
-    instructions = m4_instructions_per_inference(tinyconv, tmp_path)
+    """TinyConv (336k MACs): executed Cortex-M4 instructions per inference (a sanity bound, not a
+    timing: the fast path stays under one instruction per MAC and above the 0.5 of SMLAD alone)."""
+    instructions = m4_instructions_per_inference(tinyconv, tmp_path / "aot")
     macs = codegen.generate(tinyconv, tmp_path / "g", "t").macs
     print(f"\nTinyConv on Cortex-M4: {instructions} instructions per inference, {instructions / macs:.2f} per MAC")
-    assert macs < instructions < 2.5 * macs
+    assert macs / 2 < instructions < macs
