@@ -54,9 +54,12 @@ class GeneratedModel:
     input_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
     op_macs: tuple[int, ...] = field(default=())
+    backend: str = "aot"
+    weight_formats: tuple[str, ...] = field(default=())  # per CONV_2D / FULLY_CONNECTED: "int8", "4bit", ...
 
     def summary(self) -> dict[str, Any]:
-        return {"dir": str(self.dir), "model_id": self.model_id, "ops": list(self.ops),
+        return {"dir": str(self.dir), "model_id": self.model_id, "ops": list(self.ops), "backend": self.backend,
+                "weight_formats": list(self.weight_formats),
                 "arena_bytes": self.arena_bytes, "weight_bytes": self.weight_bytes, "macs": self.macs,
                 "op_macs": list(self.op_macs), "input_shape": list(self.input_shape),
                 "output_shape": list(self.output_shape)}
@@ -161,8 +164,11 @@ class _Step:
 class _Lowering:
     """Turns each supported op into a _Step; everything TFLM does in Prepare happens here."""
 
-    def __init__(self, model: tflite_info.TfliteModel, where: str, backend: str = "aot", general_only: bool = False):
+    def __init__(self, model: tflite_info.TfliteModel, where: str, backend: str = "aot", general_only: bool = False,
+                 pack: bool = True):
         self.m = model
+        self.pack = pack  # store weights with few levels per channel as 2/4/6-bit codes + tables
+        self.packing: dict[str, int] = {}  # op prefix -> bits per stored weight (8: int8 as exported)
         self.where = where
         self.backend = backend
         self.general_only = general_only  # tests: force the general kernels where a fast path applies
@@ -313,7 +319,21 @@ class _Lowering:
             asm = "".join(conv_dot_asm(name, int(name[-1]), k_h, pairs, row_q) for name in sorted(set(fns.values())))
         protos = "".join(f"void {name}(const int16_t *x, const uint32_t *w, void *acc_or_q, int8_t *out);\n"
                          for name in sorted(set(fns.values())))
-        decls = (_c_array("uint32_t", f"{p}_weights", packed.astype("<i2").view("<u4")) + consts
+        ids = conv_fast_channel_ids(out_c, k_h, pairs)
+        pk = pack_weights(conv_fast_weight_layout(w), ids, oc_pad) if self.pack else None  # tables unscaled
+        if pk is None:
+            weight_decl, bits, w_bytes, dec_bytes = _c_array("uint32_t", f"{p}_weights", packed.astype("<i2").view("<u4")), 0, packed.size * 2, 0
+        else:
+            bits, codes, tables = pk
+            if codes.size + tables.size >= packed.size * 2:
+                pk, bits = None, 0
+        if pk is None:
+            weight_decl, bits, w_bytes, dec_bytes = _c_array("uint32_t", f"{p}_weights", packed.astype("<i2").view("<u4")), 0, packed.size * 2, 0
+        else:
+            weight_decl = (_c_array("uint8_t", f"{p}_packed", codes) + _c_array("int8_t", f"{p}_tables", tables))
+            w_bytes, dec_bytes = codes.size + tables.size, packed.size * 2
+        self.packing[p] = bits or 8
+        decls = (weight_decl + consts
                  + f"#if KWS_USE_DSP && defined(__thumb2__)\n{asm}{protos}"
                  + "".join(f"#define {p}_DOT_{k.upper()} {v}\n" for k, v in fns.items())
                  + "#endif\n" + "".join(f"#ifndef {p}_DOT_{k}\n#define {p}_DOT_{k} 0\n#endif\n" for k in ("FULL", "LAST")))
@@ -321,11 +341,13 @@ class _Lowering:
                       stride_h=g["stride_h"], pad_top=g["pad_top"], pad_left=g["pad_left"], rows_q=rows_q,
                       row_q=row_q, short_q=int(short_q), full_range=int(full_range), fused=int(fused),
                       input_zp=g["input_zp"], output_zp=g["output_zp"], act_min=g["act_min"], act_max=g["act_max"],
-                      weights=f"{p}_weights", channels=f"{p}_channels", dot_full=f"{p}_DOT_FULL",
+                      weights=f"{p}_weights" if not bits else "0", channels=f"{p}_channels", bits=bits,
+                      packed=f"{p}_packed" if bits else "0", tables=f"{p}_tables" if bits else "0",
+                      dot_full=f"{p}_DOT_FULL",
                       dot_last=f"{p}_DOT_LAST")
         return _Step(op.name, decls + _c_struct("kws_conv2d_fast_t", p, fields),
                      f"kws_conv2d_fast_s8(&{p}, {{in}}, {{out}}, {{scratch}});", op.inputs[0], op.outputs[0],
-                     macs=macs, const_bytes=packed.size * 2 + oc_pad * 16, scratch_bytes=rows_q * row_q * 2)
+                     macs=macs, const_bytes=w_bytes + oc_pad * 16, scratch_bytes=rows_q * row_q * 2 + dec_bytes)
 
     def depthwise_conv_2d(self, op: tflite_info.OpInfo, k: int) -> _Step:
         o = op.options
@@ -399,6 +421,24 @@ class _Lowering:
                          f"kws_ref_fc_s8(&{p}, {{in}}, {{out}});", op.inputs[0], op.outputs[0],
                          macs=(n_in // depth) * units * depth, const_bytes=w.size + units * 4 + mult.size * 8)
         bias = self.bias(op, units) - x.zero_points[0] * w.sum(axis=1)
+        pk = (pack_weights(w.reshape(-1), np.repeat(np.arange(units), depth), units)
+              if self.pack and depth % 4 == 0 else None)
+        if pk is not None and pk[1].size + pk[2].size >= w.size:
+            pk = None  # tables would eat the saving (few weights per channel)
+        if pk is not None:
+            bits, codes, tables = pk
+            self.packing[p] = bits
+            arrays = (_c_array("uint8_t", f"{p}_packed", codes) + _c_array("int8_t", f"{p}_tables", tables)
+                      + _c_array("int32_t", f"{p}_bias", self.int32(bias, "folded bias", self.where))
+                      + _c_array("int32_t", f"{p}_mult", mult) + _c_array("int32_t", f"{p}_shift", shift))
+            fields = dict(batches=n_in // depth, depth=depth, units=units, output_zp=out_zp, act_min=act_min,
+                          act_max=act_max, per_channel=int(per_channel), bits=bits, packed=f"{p}_packed",
+                          tables=f"{p}_tables", bias=f"{p}_bias", multiplier=f"{p}_mult", shift=f"{p}_shift")
+            return _Step(op.name, arrays + _c_struct("kws_fc_packed_t", p, fields),
+                         f"kws_fc_packed_s8(&{p}, {{in}}, {{out}}, {{scratch}});", op.inputs[0], op.outputs[0],
+                         macs=(n_in // depth) * units * depth, scratch_bytes=16 * 64,
+                         const_bytes=codes.size + tables.size + units * 4 + mult.size * 8)
+        self.packing[p] = 8
         arrays = (_c_array("int8_t", f"{p}_weights", fc_weight_layout(w)) + _c_array("int32_t", f"{p}_bias", self.int32(bias, "folded bias", self.where))
                   + _c_array("int32_t", f"{p}_mult", mult) + _c_array("int32_t", f"{p}_shift", shift))
         fields = dict(batches=n_in // depth, depth=depth, units=units, output_zp=out_zp, act_min=act_min,
@@ -447,6 +487,49 @@ def softmax_params(beta: float, input_scale: float, integer_bits: int = 5) -> tu
         raise HarnessError(f"softmax input scale {input_scale} with beta {beta} is too small for the int8 kernel")
     radius = math.floor(((1 << integer_bits) - 1) * (1 << (31 - integer_bits)) / (1 << left_shift))
     return mult, left_shift, -radius
+
+
+PACK_BITS = (2, 4, 6)
+
+
+def pack_weights(values: np.ndarray, channel: np.ndarray, n_channels: int) -> tuple[int, np.ndarray, np.ndarray] | None:
+    """Weights as b-bit codes + a per-channel table of their values, or None if 8 bits are needed.
+
+    ``values`` is the weight stream in the order the kernel reads it (length a multiple of 4),
+    ``channel`` the output channel of each element. b is the smallest of 2/4/6 with at most 2^b
+    distinct values in every channel; codes are the index of the value in the channel's sorted
+    table, packed LSB first (4 codes fill b/2 bytes). Decoding is a table lookup, exact.
+    """
+    values, channel = np.asarray(values).reshape(-1), np.asarray(channel).reshape(-1)
+    if values.size % 4:
+        return None
+    levels = [np.unique(values[channel == c]) for c in range(n_channels)]
+    most = max((len(v) for v in levels), default=1)
+    bits = next((b for b in PACK_BITS if most <= (1 << b)), None)
+    if bits is None:
+        return None
+    tables = np.zeros((n_channels, 1 << bits), dtype=np.int64)
+    codes = np.zeros(values.size, dtype=np.int64)
+    for c, lv in enumerate(levels):
+        tables[c, :len(lv)] = lv
+        sel = channel == c
+        codes[sel] = np.searchsorted(lv, values[sel])
+    bitpos = np.arange(values.size) * bits
+    stream = np.zeros((values.size * bits + 7) // 8 + 1, dtype=np.int64)
+    for k in range(bits):  # scatter each code bit into its byte
+        bit = (codes >> k) & 1
+        pos = bitpos + k
+        np.add.at(stream, pos // 8, bit << (pos % 8))
+    return bits, stream[:values.size * bits // 8].astype(np.uint8), tables
+
+
+def conv_fast_channel_ids(out_c: int, k_h: int, pairs: int) -> np.ndarray:
+    """Output channel of each int16 of conv_fast_weight_layout (padding channels included)."""
+    oc2, ids = out_c + (out_c & 1), []
+    for c0 in range(0, oc2, 4):
+        n = 4 if oc2 - c0 >= 4 else 2
+        ids.append(np.tile(np.repeat(np.arange(c0, c0 + n), 2), k_h * pairs))
+    return np.concatenate(ids)
 
 
 def fc_weight_layout(w: np.ndarray) -> np.ndarray:
@@ -698,7 +781,7 @@ def _c_float(x: float) -> str:
 
 
 def generate(tflite_path: Path | str, out_dir: Path | str, model_id: str, backend: str = "aot",
-             general_only: bool = False) -> GeneratedModel:
+             general_only: bool = False, pack: bool = True) -> GeneratedModel:
     """Compile an int8 .tflite into ``kws_model_data.c`` and ``kws_model_data.h`` under ``out_dir``.
 
     ``backend`` "aot" emits the fast kernels, "ref" the TFLM-reference-style ones (kws_ref.c).
@@ -722,7 +805,7 @@ def generate(tflite_path: Path | str, out_dir: Path | str, model_id: str, backen
     if not model.ops:
         raise HarnessError(f"{where}: the model has no operators")
 
-    lower = _Lowering(model, where, backend, general_only)
+    lower = _Lowering(model, where, backend, general_only, pack and backend == "aot")
     steps = [getattr(lower, op.name.lower())(op, k) for k, op in enumerate(model.ops)]
     produced = {model.inputs[0]}
     for op, step in zip(model.ops, steps):
@@ -736,6 +819,8 @@ def generate(tflite_path: Path | str, out_dir: Path | str, model_id: str, backen
 
     macs = sum(s.macs for s in steps)
     weight_bytes = sum(s.const_bytes for s in steps)
+    formats = [f"op{k} {op.name} " + ("int8" if lower.packing.get(f"op{k}", 8) == 8 else f"{lower.packing[f'op{k}']}bit")
+               for k, op in enumerate(model.ops) if op.name in ("CONV_2D", "FULLY_CONNECTED")]
     in_t, out_t = model.input, model.output
     guard = "KWS_MODEL_DATA_H"
     header = f"""/* Generated by harness/codegen.py from {tflite_path.name}; do not edit. */
@@ -749,6 +834,7 @@ def generate(tflite_path: Path | str, out_dir: Path | str, model_id: str, backen
 #define KWS_MODEL_WEIGHT_BYTES {weight_bytes}
 #define KWS_MODEL_MACS {macs}
 #define KWS_MODEL_BACKEND "{backend}"
+#define KWS_MODEL_WEIGHT_FORMAT "{'; '.join(formats)}"
 #define KWS_MODEL_INPUT_SCALE {_c_float(in_t.scales[0])}
 #define KWS_MODEL_INPUT_ZERO_POINT ({in_t.zero_points[0]})
 #define KWS_MODEL_OUTPUT_SCALE {_c_float(out_t.scales[0])}
@@ -789,7 +875,8 @@ int kws_model_invoke(const int8_t *input, int8_t *output) {{
     atomic_write_text(h_path, header)
     atomic_write_text(c_path, source)
     return GeneratedModel(out_dir, (c_path,), h_path, model_id, tuple(op.name for op in model.ops), arena,
-                          weight_bytes, macs, tuple(in_t.shape), tuple(out_t.shape), tuple(s.macs for s in steps))
+                          weight_bytes, macs, tuple(in_t.shape), tuple(out_t.shape), tuple(s.macs for s in steps),
+                          backend, tuple(formats))
 
 
 # ----------------------------------------------------------------------------- host build and run
@@ -813,18 +900,18 @@ def _host_cc() -> str:
 
 
 def build_native_library(tflite_path: Path | str, model_id: str = "model", cflags: tuple[str, ...] = (),
-                         backend: str = "aot", general_only: bool = False) -> Path:
+                         backend: str = "aot", general_only: bool = False, pack: bool = True) -> Path:
     """Host shared library of the generated model + runtime (gcc -O2 -shared), cached by content hash."""
     tflite_path = Path(tflite_path)
     if not tflite_path.is_file():
         raise HarnessError(f"cannot read .tflite {tflite_path}: no such file")
     key = content_hash(tflite_path, model_id, runtime_fingerprint(), list(cflags),
-                       *([backend] if backend != "aot" else []), *(["general"] if general_only else []))
+                       *([backend] if backend != "aot" else []), *(["general"] if general_only else []), *(["unpacked"] if not pack else []))
     out = artifact_dir("native_runtime", key)
     so = out / "libkws_model.so"
     if so.is_file():
         return so
-    gen = generate(tflite_path, out / "src", model_id, backend, general_only)
+    gen = generate(tflite_path, out / "src", model_id, backend, general_only, pack)
     cc = _host_cc()
     fd, tmp = tempfile.mkstemp(dir=out, prefix=".libkws_model.", suffix=".so")
     os.close(fd)

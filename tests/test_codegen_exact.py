@@ -37,13 +37,16 @@ def _tf():
 
 
 def _convert(name: str, build: Callable, in_shape: tuple[int, ...], quantize: bool = True,
-             per_tensor_dense: bool = False, zero_weights: bool = False) -> Path:
-    """Build a Keras model with ``build(tf)``, convert it (full int8 unless ``quantize`` is False), cache it."""
+             per_tensor_dense: bool = False, zero_weights: bool = False, bits: int = 0) -> Path:
+    """Build a Keras model with ``build(tf)``, convert it (full int8 unless ``quantize`` is False), cache it.
+
+    ``bits`` > 0 rounds every kernel to 2^(bits-1) - 1 symmetric levels per output channel first, as
+    a b-bit quantized variant does, so the int8 export has at most 2^bits values per channel."""
     import inspect
 
     closure = [c.cell_contents for c in (build.__closure__ or ())]
     key = content_hash(name, inspect.getsource(build), closure, in_shape, quantize, per_tensor_dense,
-                       zero_weights, "v1")
+                       zero_weights, "v1", *([bits] if bits else []))
     path = artifact_dir("test_codegen_models", key) / f"{name}.tflite"
     if path.is_file():
         return path
@@ -59,7 +62,12 @@ def _convert(name: str, build: Callable, in_shape: tuple[int, ...], quantize: bo
         for layer in model.layers:
             ws = layer.get_weights()
             if len(ws) == 2:
-                layer.set_weights([ws[0], np.random.default_rng(1).normal(0, 0.3, ws[1].shape).astype(np.float32)])
+                kernel = ws[0]
+                if bits:  # per output channel (last axis) b-bit symmetric levels
+                    top = (1 << (bits - 1)) - 1
+                    s_ = np.abs(kernel).reshape(-1, kernel.shape[-1]).max(axis=0) / top
+                    kernel = (np.round(kernel / s_) * s_).astype(np.float32)
+                layer.set_weights([kernel, np.random.default_rng(1).normal(0, 0.3, ws[1].shape).astype(np.float32)])
     rng = np.random.default_rng(0)
 
     def representative():
@@ -80,12 +88,12 @@ def _convert(name: str, build: Callable, in_shape: tuple[int, ...], quantize: bo
     return path
 
 
-def _tinyconv(channels: int, softmax: bool = False):
+def _tinyconv(channels: int, softmax: bool = False, units: int = 4):
     def build(tf, x):
         x = tf.keras.layers.Reshape((49, 40, 1))(x)
         x = tf.keras.layers.Conv2D(channels, (10, 8), strides=2, padding="same", activation="relu")(x)
         x = tf.keras.layers.Flatten()(x)
-        x = tf.keras.layers.Dense(4)(x)
+        x = tf.keras.layers.Dense(units)(x)
         return tf.keras.layers.Softmax()(x) if softmax else x
 
     return build
@@ -156,6 +164,10 @@ MODELS = {
     "tinyconv8_softmax": dict(build=_tinyconv(8, softmax=True)),
     "tinyconv8_per_tensor_fc": dict(build=_tinyconv(8), per_tensor_dense=True),
     "mixed_convs": dict(build=_build_mixed),
+    "tinyconv8_4bit": dict(build=_tinyconv(8), bits=4),
+    "tinyconv8_2bit": dict(build=_tinyconv(8), bits=2),
+    "tinyconv7_6bit_6units": dict(build=_tinyconv(7, units=6), bits=6),  # padding channel and FC units
+    "odd_fast_4bit": dict(build=_build_odd_fast, bits=4),  # odd k_w: the padding zero joins the levels
     "depthwise": dict(build=_build_depthwise),
 }
 
@@ -163,7 +175,7 @@ MODELS = {
 @pytest.fixture(scope="module")
 def models() -> dict[str, Path]:
     return {name: _convert(name, spec["build"], (49, 40), per_tensor_dense=spec.get("per_tensor_dense", False),
-                           zero_weights=spec.get("zero_weights", False))
+                           zero_weights=spec.get("zero_weights", False), bits=spec.get("bits", 0))
             for name, spec in MODELS.items()}
 
 
@@ -223,6 +235,28 @@ def test_conv_fast_path_choices(models: dict[str, Path], tmp_path: Path) -> None
     assert ".fused = 0," in odd and "kws_gen_op1_dot2" in odd and "kws_gen_op1_dot4" in odd
     mixed = codegen.generate(models["mixed_convs"], tmp_path / "m", "m").sources[0].read_text()
     assert "kws_conv2d_fast_s8(" not in mixed  # stride 1 and 3-channel inputs: general kernel
+
+
+@pytest.mark.parametrize("name, bits, fc", [("tinyconv8_4bit", 4, "4bit"), ("tinyconv8_2bit", 2, "2bit"),
+                                            ("tinyconv7_6bit_6units", 6, "6bit"),
+                                            ("odd_fast_4bit", 4, "int8")])  # FC depth 1785: not a multiple of 4
+def test_packed_weights_bit_exact(models: dict[str, Path], inputs: np.ndarray, name: str, bits: int, fc: str,
+                                  tmp_path: Path) -> None:
+    """b-bit variants store b-bit codes + per-channel tables, decode exactly, and take less flash."""
+    gen = codegen.generate(models[name], tmp_path / "p", name)
+    assert gen.weight_formats == (f"op1 CONV_2D {bits}bit", f"op3 FULLY_CONNECTED {fc}")
+    plain = codegen.generate(models[name], tmp_path / "u", name, pack=False)
+    assert plain.weight_formats == ("op1 CONV_2D int8", "op3 FULLY_CONNECTED int8")
+    if fc != "int8":
+        assert gen.weight_bytes < plain.weight_bytes * (bits + 1.5) / 8
+    so = codegen.build_native_library(models[name], name)
+    np.testing.assert_array_equal(codegen.native_predict(so, inputs), reference.predict(models[name], inputs))
+    assert len(np.unique(codegen.native_predict(so, inputs), axis=0)) > N_INPUTS // 2
+
+
+def test_int8_models_stay_unpacked(models: dict[str, Path], tmp_path: Path) -> None:
+    gen = codegen.generate(models["tinyconv8"], tmp_path, "t")
+    assert gen.weight_formats == ("op1 CONV_2D int8", "op3 FULLY_CONNECTED int8")
 
 
 def test_unknown_backend_is_named(models: dict[str, Path], tmp_path: Path) -> None:

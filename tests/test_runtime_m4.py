@@ -202,9 +202,16 @@ def tinyconv5() -> Path:
 # block dot products with C requantization; fc_leftovers / mixed: the general im2col kernel; ref backend
 @pytest.mark.parametrize("which,backend", [("tinyconv", "aot"), ("tinyconv7", "aot"), ("tinyconv5", "aot"),
                                            ("tinyconv3", "aot"), ("odd_fast", "aot"), ("fc_leftovers", "aot"),
-                                           ("mixed", "aot"), ("tinyconv", "ref")])
+                                           ("mixed", "aot"), ("tinyconv", "ref"), ("tinyconv8_4bit", "aot"),
+                                           ("tinyconv8_2bit", "aot"), ("tinyconv7_6bit_6units", "aot")])
 def test_m4_dsp_path_bit_exact(request: pytest.FixtureRequest, tmp_path: Path, which: str, backend: str) -> None:
-    tflite = request.getfixturevalue(which)
+    from tests.test_codegen_exact import MODELS, _convert
+
+    if which in MODELS:  # packed sub-byte weights: decoded on the board
+        spec = MODELS[which]
+        tflite = _convert(which, spec["build"], (49, 40), bits=spec.get("bits", 0))
+    else:
+        tflite = request.getfixturevalue(which)
     rng = np.random.default_rng(7)
     x = rng.integers(-128, 128, (N_INPUTS, 49, 40)).astype(np.int8)
     elf = build_m4_test_image(tflite, x, tmp_path, backend=backend)

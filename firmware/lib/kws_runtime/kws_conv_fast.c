@@ -125,9 +125,14 @@ void kws_conv2d_fast_s8(const kws_conv2d_fast_t *p, const int8_t *in, int8_t *ou
     const int block_words = p->k_h * p->pairs; /* weight words per channel */
     const int oc_pad = (out_c + 1) & ~1;        /* blocks of 4 channels, then at most one of 2 */
     const int step_y = p->stride_h * row_q;
+    const uint32_t *weights = p->weights;
+    if (p->bits) { /* packed: decode once per inference behind the expanded input (row_q even: aligned) */
+        uint32_t *decoded = (uint32_t *)(void *)(xq + p->rows_q * row_q);
+        kws_conv_fast_decode(p, decoded);
+        weights = decoded;
+    }
     if (p->fused && p->dot_full) { /* generated code does all channels of a position pair, requantized */
         const kws_conv_dot_fn pair = p->dot_full;
-        const uint32_t *const weights = p->weights;
         const kws_fast_q_t *const q = p->channels;
         const int pair_out = 2 * out_c, n_pairs = out_w >> 1;
         for (int oy = 0; oy < p->out_h; ++oy) {
@@ -140,7 +145,7 @@ void kws_conv2d_fast_s8(const kws_conv2d_fast_t *p, const int8_t *in, int8_t *ou
         const int16_t *row = xq + oy * step_y;
         for (int ox = 0; ox < out_w; ox += 2) {
             int8_t *o = out + (oy * out_w + ox) * out_c;
-            const uint32_t *w = p->weights;
+            const uint32_t *w = weights;
             for (int c = 0; c < oc_pad; c += 4) {
                 const int nch = oc_pad - c >= 4 ? 4 : 2;
                 block_c(p, row + 2 * ox, w, c, nch, ox + 1 < out_w, o);

@@ -59,6 +59,19 @@ __asm__(".pushsection .text.kws_fc_dot4_asm,\"ax\",%progbits\n"
         ".popsection\n");
 #endif
 
+/* acc[0..3] += the 4 interleaved rows . x over `groups` input words. */
+void kws_fc_dot4(const int8_t *x, const int8_t *w, int32_t *acc, int groups) {
+#if KWS_USE_DSP && defined(__thumb2__)
+    kws_fc_dot4_asm(x, w, acc, groups);
+#else
+    for (int g = 0; g < groups; ++g, x += 4) {
+        const uint32_t v = kws_load32(x);
+        const uint32_t even = kws_sxtb16(v), odd = kws_sxtb16_ror8(v);
+        for (int i = 0; i < 4; ++i) KWS_FC_DOT_STEP(acc[i], w);
+    }
+#endif
+}
+
 void kws_fc_s8(const kws_fc_t *p, const int8_t *in, int8_t *out) {
     const int depth = p->depth, units = p->units;
     const int groups = depth >> 2, tail = depth & 3;
@@ -70,17 +83,9 @@ void kws_fc_s8(const kws_fc_t *p, const int8_t *in, int8_t *out) {
         for (; u + 4 <= units; u += 4) {
             int32_t acc[4] = {p->bias[u], p->bias[u + 1], p->bias[u + 2], p->bias[u + 3]};
             const int8_t *x = in;
-#if KWS_USE_DSP && defined(__thumb2__)
-            kws_fc_dot4_asm(x, w, acc, groups);
+            kws_fc_dot4(x, w, acc, groups);
             x += 4 * groups;
             w += 16 * groups;
-#else
-            for (int g = 0; g < groups; ++g, x += 4) {
-                const uint32_t v = kws_load32(x);
-                const uint32_t even = kws_sxtb16(v), odd = kws_sxtb16_ror8(v);
-                for (int i = 0; i < 4; ++i) KWS_FC_DOT_STEP(acc[i], w);
-            }
-#endif
             for (int t = 0; t < tail; ++t, w += 4)
                 for (int i = 0; i < 4; ++i) acc[i] += (int32_t)x[t] * w[i];
             const int q = p->per_channel ? u : 0, s = p->per_channel ? 1 : 0;

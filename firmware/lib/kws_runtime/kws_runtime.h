@@ -91,6 +91,9 @@ typedef struct {
     int32_t act_min, act_max;
     const uint32_t *weights;
     const kws_fast_q_t *channels; /* out_c rounded up to even */
+    int16_t bits;                 /* 2/4/6: weights come packed (below), decoded into scratch per inference */
+    const uint8_t *packed;        /* codes of the weights above, in their order, bits each, LSB first */
+    const int8_t *tables;         /* [oc_pad][1 << bits] int8 values of the codes (doubled on decoding when short_q) */
     kws_conv_dot_fn dot_full;     /* fused: all channels of a position pair; else every block but the last */
     kws_conv_dot_fn dot_last;     /* unfused: the last block (4 or 2 channels, maybe one padding channel) */
 } kws_conv2d_fast_t;
@@ -125,6 +128,25 @@ typedef struct {
     const int32_t *multiplier;
     const int32_t *shift;
 } kws_fc_t;
+
+/* FULLY_CONNECTED with packed sub-byte weights (kws_fc_packed.c): every unit's row of depth codes
+ * (depth % 4 == 0; 4 codes = bits / 2 bytes, LSB first) and a table of its 1 << bits int8 values;
+ * the last block's missing units (units % 4) run with zero weights and are not stored. Blocks of 4 units decode a chunk of
+ * their rows into the interleaved int8 layout of kws_fc_s8 (scratch: KWS_FC_CHUNK * 16 bytes) and
+ * run the same dot product, so the sums are those of the int8 weights. */
+#define KWS_FC_CHUNK 64
+typedef struct {
+    int32_t batches, depth, units;
+    int32_t output_zp;
+    int32_t act_min, act_max;
+    int32_t per_channel;
+    int32_t bits;
+    const uint8_t *packed;      /* [units][depth * bits / 8] */
+    const int8_t *tables;       /* [units][1 << bits] */
+    const int32_t *bias;        /* folded bias: bias + input_offset * sum(row) */
+    const int32_t *multiplier;
+    const int32_t *shift;
+} kws_fc_packed_t;
 
 /* SOFTMAX int8 -> int8 (output scale 1/256, zero point -128), gemmlowp fixed point. */
 typedef struct {
@@ -164,9 +186,12 @@ typedef struct {
 
 void kws_conv2d_s8(const kws_conv2d_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
 void kws_conv2d_fast_s8(const kws_conv2d_fast_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+void kws_conv_fast_decode(const kws_conv2d_fast_t *p, uint32_t *dst);
 void kws_conv_dot_c(const int16_t *x, const uint32_t *w, int32_t *acc, int nch, int k_h, int pairs, int row_q);
 void kws_depthwise_s8(const kws_depthwise_t *p, const int8_t *in, int8_t *out);
 void kws_fc_s8(const kws_fc_t *p, const int8_t *in, int8_t *out);
+void kws_fc_packed_s8(const kws_fc_packed_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+void kws_fc_dot4(const int8_t *x, const int8_t *w, int32_t *acc, int groups);
 void kws_softmax_s8(const kws_softmax_t *p, const int8_t *in, int8_t *out);
 void kws_ref_conv2d_s8(const kws_ref_conv2d_t *p, const int8_t *in, int8_t *out);
 void kws_ref_fc_s8(const kws_ref_fc_t *p, const int8_t *in, int8_t *out);

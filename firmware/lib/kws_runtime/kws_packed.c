@@ -1,0 +1,90 @@
+/* Packed sub-byte weights (2, 4 or 6 bits per weight, a table of values per output channel).
+ *
+ * Why: a b-bit model exported to int8 still has at most 2^b distinct int8 values per channel, so
+ * storing b-bit codes plus a small table per channel shrinks the model's flash by ~8/b while
+ * every weight decodes to exactly the int8 the .tflite holds (bit-exact by construction). 4 codes
+ * always fill b/2 whole bytes, so decoding goes word by word. The FC decodes a chunk of 4 rows at
+ * a time into the interleaved layout of kws_fc_s8 and reuses its dot product; the fast CONV_2D
+ * decodes its (small) weights once per inference into scratch RAM (kws_conv_fast.c).
+ */
+#include "kws_arith.h"
+#include "kws_runtime.h"
+
+/* 4 codes of `bits` bits starting at src (bits / 2 bytes) as one little-endian value. */
+KWS_INLINE uint32_t load_codes(const uint8_t *src, int bits) {
+    uint32_t v = src[0];
+    if (bits >= 4) v |= (uint32_t)src[1] << 8;
+    if (bits >= 6) v |= (uint32_t)src[2] << 16;
+    return v;
+}
+
+/* n words of one row into dst, dst advancing by `stride` words: byte i of a word = tab[code i]. */
+static void decode_row(const uint8_t *src, int bits, const int8_t *tab, int n, uint32_t *dst, int stride) {
+    const uint32_t mask = (1u << bits) - 1;
+    const int step = bits >> 1;
+    for (int g = 0; g < n; ++g, src += step, dst += stride) {
+        const uint32_t v = load_codes(src, bits);
+        *dst = (uint32_t)(uint8_t)tab[v & mask] | (uint32_t)(uint8_t)tab[(v >> bits) & mask] << 8 |
+               (uint32_t)(uint8_t)tab[(v >> (2 * bits)) & mask] << 16 |
+               (uint32_t)(uint8_t)tab[(v >> (3 * bits)) & mask] << 24;
+    }
+}
+
+void kws_fc_packed_s8(const kws_fc_packed_t *p, const int8_t *in, int8_t *out, int8_t *scratch) {
+    const int depth = p->depth, units = p->units, bits = p->bits;
+    const int groups = depth >> 2, row_bytes = groups * (bits >> 1), n_tab = 1 << bits;
+    uint32_t *buf = (uint32_t *)(void *)scratch; /* KWS_FC_CHUNK groups x 4 units, interleaved */
+    for (int b = 0; b < p->batches; ++b, in += depth, out += units) {
+        for (int u = 0; u < units; u += 4) {
+            int32_t acc[4];
+            for (int i = 0; i < 4; ++i) acc[i] = u + i < units ? p->bias[u + i] : 0;
+            for (int g0 = 0; g0 < groups; g0 += KWS_FC_CHUNK) {
+                const int n = groups - g0 < KWS_FC_CHUNK ? groups - g0 : KWS_FC_CHUNK;
+                for (int i = 0; i < 4; ++i) {
+                    if (u + i < units) {
+                        decode_row(p->packed + (u + i) * row_bytes + g0 * (bits >> 1), bits,
+                                   p->tables + (u + i) * n_tab, n, buf + i, 4);
+                    } else { /* units % 4 padding: zero weights, never stored */
+                        for (int g = 0; g < n; ++g) buf[4 * g + i] = 0;
+                    }
+                }
+                kws_fc_dot4(in + 4 * g0, (const int8_t *)buf, acc, n);
+            }
+            for (int i = 0; i < 4 && u + i < units; ++i) {
+                const int q = p->per_channel ? u + i : 0;
+                out[u + i] = kws_requant(acc[i], p->multiplier[q], p->shift[q], p->output_zp, p->act_min, p->act_max);
+            }
+        }
+    }
+}
+
+/* The fast CONV_2D's weight words (int16 pairs) from codes in the same order; channel c0 + i of a
+ * block of nch owns words i, i + nch, ... of each step. */
+void kws_conv_fast_decode(const kws_conv2d_fast_t *p, uint32_t *dst) {
+    const int bits = p->bits, n_tab = 1 << bits, steps = p->k_h * p->pairs, dbl = p->short_q ? 1 : 0;
+    const int oc_pad = (p->out_c + 1) & ~1;
+    const uint32_t mask = (1u << bits) - 1;
+    const uint8_t *src = p->packed;
+    uint32_t v = 0;
+    int have = 0; /* bits left in v */
+    for (int c0 = 0; c0 < oc_pad; c0 += 4) {
+        const int nch = oc_pad - c0 >= 4 ? 4 : 2;
+        for (int s = 0; s < steps; ++s) {
+            for (int c = 0; c < nch; ++c) {
+                const int8_t *tab = p->tables + (c0 + c) * n_tab;
+                uint32_t code[2];
+                for (int k = 0; k < 2; ++k) {
+                    if (have < bits) {
+                        v |= (uint32_t)*src++ << have;
+                        have += 8;
+                    }
+                    code[k] = v & mask;
+                    v >>= bits;
+                    have -= bits;
+                }
+                *dst++ = (uint32_t)(uint16_t)(int16_t)(tab[code[0]] * (1 << dbl)) |
+                         (uint32_t)(uint16_t)(int16_t)(tab[code[1]] * (1 << dbl)) << 16;
+            }
+        }
+    }
+}
