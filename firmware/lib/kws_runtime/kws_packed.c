@@ -30,22 +30,62 @@ static void decode_row(const uint8_t *src, int bits, const int8_t *tab, int n, u
     }
 }
 
+/* Byte-indexed tables for one unit, built once per block per inference (RAM, 1 KB for 2 bits,
+ * 512 B for 4 bits) so decoding a weight word is one or two loads: 2 bits, a code byte is a whole
+ * word of 4 weights; 4 bits, a code byte is the halfword of 2 weights. */
+static void build_byte_table(const int8_t *tab, int bits, void *out) {
+    if (bits == 2) {
+        uint32_t *t = (uint32_t *)out;
+        for (int a = 0; a < 4; ++a)
+            for (int b = 0; b < 4; ++b) {
+                const uint32_t ab = (uint32_t)(uint8_t)tab[a] << 24 | (uint32_t)(uint8_t)tab[b] << 16;
+                for (int c = 0; c < 4; ++c) {
+                    const uint32_t abc = ab | (uint32_t)(uint8_t)tab[c] << 8;
+                    for (int d = 0; d < 4; ++d) *t++ = abc | (uint8_t)tab[d]; /* index a b c d, LSB = d */
+                }
+            }
+    } else { /* 4 bits */
+        uint16_t *t = (uint16_t *)out;
+        for (int hi = 0; hi < 16; ++hi) {
+            const uint16_t h = (uint16_t)((uint8_t)tab[hi] << 8);
+            for (int lo = 0; lo < 16; ++lo) *t++ = (uint16_t)(h | (uint8_t)tab[lo]);
+        }
+    }
+}
+
+/* n words of one row into dst (stride 4 words: the interleaved layout) through a byte table. */
+static void decode_row_2(const uint8_t *src, const uint32_t *t, int n, uint32_t *dst) {
+    for (int g = 0; g < n; ++g, dst += 4) *dst = t[*src++];
+}
+
+static void decode_row_4(const uint8_t *src, const uint16_t *t, int n, uint32_t *dst) {
+    for (int g = 0; g < n; ++g, src += 2, dst += 4) *dst = (uint32_t)t[src[0]] | (uint32_t)t[src[1]] << 16;
+}
+
 void kws_fc_packed_s8(const kws_fc_packed_t *p, const int8_t *in, int8_t *out, int8_t *scratch) {
     const int depth = p->depth, units = p->units, bits = p->bits;
     const int groups = depth >> 2, row_bytes = groups * (bits >> 1), n_tab = 1 << bits;
     uint32_t *buf = (uint32_t *)(void *)scratch; /* KWS_FC_CHUNK groups x 4 units, interleaved */
+    uint32_t *byte_tabs = buf + 4 * KWS_FC_CHUNK; /* 4 x 256 words (2 bits) or halfwords (4 bits) */
     for (int b = 0; b < p->batches; ++b, in += depth, out += units) {
         for (int u = 0; u < units; u += 4) {
             int32_t acc[4];
             for (int i = 0; i < 4; ++i) acc[i] = u + i < units ? p->bias[u + i] : 0;
+            if (bits != 6)
+                for (int i = 0; i < 4 && u + i < units; ++i)
+                    build_byte_table(p->tables + (u + i) * n_tab, bits, byte_tabs + i * 256);
             for (int g0 = 0; g0 < groups; g0 += KWS_FC_CHUNK) {
                 const int n = groups - g0 < KWS_FC_CHUNK ? groups - g0 : KWS_FC_CHUNK;
                 for (int i = 0; i < 4; ++i) {
-                    if (u + i < units) {
-                        decode_row(p->packed + (u + i) * row_bytes + g0 * (bits >> 1), bits,
-                                   p->tables + (u + i) * n_tab, n, buf + i, 4);
-                    } else { /* units % 4 padding: zero weights, never stored */
+                    const uint8_t *src = p->packed + (u + i) * row_bytes + g0 * (bits >> 1);
+                    if (u + i >= units) { /* units % 4 padding: zero weights, never stored */
                         for (int g = 0; g < n; ++g) buf[4 * g + i] = 0;
+                    } else if (bits == 2) {
+                        decode_row_2(src, byte_tabs + i * 256, n, buf + i);
+                    } else if (bits == 4) {
+                        decode_row_4(src, (const uint16_t *)(const void *)(byte_tabs + i * 256), n, buf + i);
+                    } else {
+                        decode_row(src, bits, p->tables + (u + i) * n_tab, n, buf + i, 4);
                     }
                 }
                 kws_fc_dot4(in + 4 * g0, (const int8_t *)buf, acc, n);
@@ -65,6 +105,19 @@ void kws_conv_fast_decode(const kws_conv2d_fast_t *p, uint32_t *dst) {
     const int oc_pad = (p->out_c + 1) & ~1;
     const uint32_t mask = (1u << bits) - 1;
     const uint8_t *src = p->packed;
+    if (bits == 4) { /* one code byte = one word (2 weights) of one channel */
+        for (int c0 = 0; c0 < oc_pad; c0 += 4) {
+            const int nch = oc_pad - c0 >= 4 ? 4 : 2;
+            for (int s = 0; s < steps; ++s)
+                for (int c = 0; c < nch; ++c) {
+                    const int8_t *tab = p->tables + (c0 + c) * 16;
+                    const uint32_t byte = *src++;
+                    *dst++ = (uint32_t)(uint16_t)(int16_t)(tab[byte & 15] * (1 << dbl)) |
+                             (uint32_t)(uint16_t)(int16_t)(tab[byte >> 4] * (1 << dbl)) << 16;
+                }
+        }
+        return;
+    }
     uint32_t v = 0;
     int have = 0; /* bits left in v */
     for (int c0 = 0; c0 < oc_pad; c0 += 4) {

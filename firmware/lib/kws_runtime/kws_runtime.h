@@ -132,7 +132,8 @@ typedef struct {
 /* FULLY_CONNECTED with packed sub-byte weights (kws_fc_packed.c): every unit's row of depth codes
  * (depth % 4 == 0; 4 codes = bits / 2 bytes, LSB first) and a table of its 1 << bits int8 values;
  * the last block's missing units (units % 4) run with zero weights and are not stored. Blocks of 4 units decode a chunk of
- * their rows into the interleaved int8 layout of kws_fc_s8 (scratch: KWS_FC_CHUNK * 16 bytes) and
+ * their rows into the interleaved int8 layout of kws_fc_s8 (scratch: KWS_FC_CHUNK * 16 bytes, then
+ * 4 byte-indexed tables for 2 bits (4 KB) or 4 bits (2 KB), see kws_packed.c) and
  * run the same dot product, so the sums are those of the int8 weights. */
 #define KWS_FC_CHUNK 64
 typedef struct {
