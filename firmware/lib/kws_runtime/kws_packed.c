@@ -10,26 +10,6 @@
 #include "kws_arith.h"
 #include "kws_runtime.h"
 
-/* 4 codes of `bits` bits starting at src (bits / 2 bytes) as one little-endian value. */
-KWS_INLINE uint32_t load_codes(const uint8_t *src, int bits) {
-    uint32_t v = src[0];
-    if (bits >= 4) v |= (uint32_t)src[1] << 8;
-    if (bits >= 6) v |= (uint32_t)src[2] << 16;
-    return v;
-}
-
-/* n words of one row into dst, dst advancing by `stride` words: byte i of a word = tab[code i]. */
-static void decode_row(const uint8_t *src, int bits, const int8_t *tab, int n, uint32_t *dst, int stride) {
-    const uint32_t mask = (1u << bits) - 1;
-    const int step = bits >> 1;
-    for (int g = 0; g < n; ++g, src += step, dst += stride) {
-        const uint32_t v = load_codes(src, bits);
-        *dst = (uint32_t)(uint8_t)tab[v & mask] | (uint32_t)(uint8_t)tab[(v >> bits) & mask] << 8 |
-               (uint32_t)(uint8_t)tab[(v >> (2 * bits)) & mask] << 16 |
-               (uint32_t)(uint8_t)tab[(v >> (3 * bits)) & mask] << 24;
-    }
-}
-
 /* Byte-indexed tables for one unit, built once per block per inference (RAM, 1 KB for 2 bits,
  * 512 B for 4 bits) so decoding a weight word is one or two loads: 2 bits, a code byte is a whole
  * word of 4 weights; 4 bits, a code byte is the halfword of 2 weights. */
@@ -62,6 +42,15 @@ static void decode_row_4(const uint8_t *src, const uint16_t *t, int n, uint32_t 
     for (int g = 0; g < n; ++g, src += 2, dst += 4) *dst = (uint32_t)t[src[0]] | (uint32_t)t[src[1]] << 16;
 }
 
+/* 6 bits: 3 code bytes = 4 weights, constant shifts (the generic decode_row shifts by a variable). */
+static void decode_row_6(const uint8_t *src, const int8_t *tab, int n, uint32_t *dst) {
+    for (int g = 0; g < n; ++g, src += 3, dst += 4) {
+        const uint32_t v = (uint32_t)src[0] | (uint32_t)src[1] << 8 | (uint32_t)src[2] << 16;
+        *dst = (uint32_t)(uint8_t)tab[v & 63] | (uint32_t)(uint8_t)tab[(v >> 6) & 63] << 8 |
+               (uint32_t)(uint8_t)tab[(v >> 12) & 63] << 16 | (uint32_t)(uint8_t)tab[v >> 18] << 24;
+    }
+}
+
 void kws_fc_packed_s8(const kws_fc_packed_t *p, const int8_t *in, int8_t *out, int8_t *scratch) {
     const int depth = p->depth, units = p->units, bits = p->bits;
     const int groups = depth >> 2, row_bytes = groups * (bits >> 1), n_tab = 1 << bits;
@@ -85,7 +74,7 @@ void kws_fc_packed_s8(const kws_fc_packed_t *p, const int8_t *in, int8_t *out, i
                     } else if (bits == 4) {
                         decode_row_4(src, (const uint16_t *)(const void *)(byte_tabs + i * 256), n, buf + i);
                     } else {
-                        decode_row(src, bits, p->tables + (u + i) * n_tab, n, buf + i, 4);
+                        decode_row_6(src, p->tables + (u + i) * n_tab, n, buf + i);
                     }
                 }
                 kws_fc_dot4(in + 4 * g0, (const int8_t *)buf, acc, n);
