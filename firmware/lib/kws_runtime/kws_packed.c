@@ -87,46 +87,40 @@ void kws_fc_packed_s8(const kws_fc_packed_t *p, const int8_t *in, int8_t *out, i
     }
 }
 
-/* The fast CONV_2D's weight words (int16 pairs) from codes in the same order; channel c0 + i of a
- * block of nch owns words i, i + nch, ... of each step. */
-void kws_conv_fast_decode(const kws_conv2d_fast_t *p, uint32_t *dst) {
-    const int bits = p->bits, n_tab = 1 << bits, steps = p->k_h * p->pairs, dbl = p->short_q ? 1 : 0;
-    const int oc_pad = (p->out_c + 1) & ~1;
-    const uint32_t mask = (1u << bits) - 1;
+/* One int16 pair word of the fast CONV_2D from two codes and the channel's table (doubled if dbl). */
+KWS_INLINE uint32_t conv_word(const int8_t *tab, uint32_t lo, uint32_t hi, int dbl) {
+    return (uint32_t)(uint16_t)(int16_t)(tab[lo] * (1 << dbl)) | (uint32_t)(uint16_t)(int16_t)(tab[hi] * (1 << dbl)) << 16;
+}
+
+/* 4 codes (b / 2 bytes) are the words of two neighbouring channels c, c + 1 of a step (blocks have an
+ * even channel count); `bits` is a constant in each call below, so the shifts are immediates. */
+KWS_INLINE void conv_decode_bits(const kws_conv2d_fast_t *p, uint32_t *dst, int bits, int dbl) {
+    const int n_tab = 1 << bits, steps = p->k_h * p->pairs, oc_pad = (p->out_c + 1) & ~1;
+    const uint32_t m = (1u << bits) - 1;
     const uint8_t *src = p->packed;
-    if (bits == 4) { /* one code byte = one word (2 weights) of one channel */
-        for (int c0 = 0; c0 < oc_pad; c0 += 4) {
-            const int nch = oc_pad - c0 >= 4 ? 4 : 2;
-            for (int s = 0; s < steps; ++s)
-                for (int c = 0; c < nch; ++c) {
-                    const int8_t *tab = p->tables + (c0 + c) * 16;
-                    const uint32_t byte = *src++;
-                    *dst++ = (uint32_t)(uint16_t)(int16_t)(tab[byte & 15] * (1 << dbl)) |
-                             (uint32_t)(uint16_t)(int16_t)(tab[byte >> 4] * (1 << dbl)) << 16;
-                }
-        }
-        return;
-    }
-    uint32_t v = 0;
-    int have = 0; /* bits left in v */
     for (int c0 = 0; c0 < oc_pad; c0 += 4) {
         const int nch = oc_pad - c0 >= 4 ? 4 : 2;
-        for (int s = 0; s < steps; ++s) {
-            for (int c = 0; c < nch; ++c) {
-                const int8_t *tab = p->tables + (c0 + c) * n_tab;
-                uint32_t code[2];
-                for (int k = 0; k < 2; ++k) {
-                    if (have < bits) {
-                        v |= (uint32_t)*src++ << have;
-                        have += 8;
-                    }
-                    code[k] = v & mask;
-                    v >>= bits;
-                    have -= bits;
-                }
-                *dst++ = (uint32_t)(uint16_t)(int16_t)(tab[code[0]] * (1 << dbl)) |
-                         (uint32_t)(uint16_t)(int16_t)(tab[code[1]] * (1 << dbl)) << 16;
+        for (int s = 0; s < steps; ++s)
+            for (int c = 0; c < nch; c += 2) {
+                uint32_t v = src[0];
+                if (bits >= 4) v |= (uint32_t)src[1] << 8;
+                if (bits >= 6) v |= (uint32_t)src[2] << 16;
+                src += bits >> 1;
+                const int8_t *t0 = p->tables + (c0 + c) * n_tab, *t1 = t0 + n_tab;
+                *dst++ = conv_word(t0, v & m, (v >> bits) & m, dbl);
+                *dst++ = conv_word(t1, (v >> (2 * bits)) & m, (v >> (3 * bits)) & m, dbl);
             }
-        }
     }
+}
+
+/* The fast CONV_2D's weight words (int16 pairs, in kws_conv2d_fast_s8's read order) from codes in
+ * the same order, once per inference. */
+void kws_conv_fast_decode(const kws_conv2d_fast_t *p, uint32_t *dst) {
+    const int dbl = p->short_q ? 1 : 0;
+    if (p->bits == 2)
+        conv_decode_bits(p, dst, 2, dbl);
+    else if (p->bits == 4)
+        conv_decode_bits(p, dst, 4, dbl);
+    else
+        conv_decode_bits(p, dst, 6, dbl);
 }
