@@ -169,6 +169,7 @@ class _Lowering:
         self.m = model
         self.pack = pack  # store weights with few levels per channel as 2/4/6-bit codes + tables
         self.packing: dict[str, int] = {}  # op prefix -> bits per stored weight (8: int8 as exported)
+        self.sparse_alt: dict[str, tuple[_Step, int, str]] = {}  # op prefix -> (sparse step, extra time, name)
         self.where = where
         self.backend = backend
         self.general_only = general_only  # tests: force the general kernels where a fast path applies
@@ -321,6 +322,8 @@ class _Lowering:
                          for name in sorted(set(fns.values())))
         ids = conv_fast_channel_ids(out_c, k_h, pairs)
         pk = pack_weights(conv_fast_weight_layout(w), ids, oc_pad) if self.pack else None  # tables unscaled
+        if pk is not None and pk[0] > 4:
+            pk = None  # 6 bits save a few hundred bytes here but cost ~2 % of TinyConv's time: keep int16
         if pk is None:
             weight_decl, bits, w_bytes, dec_bytes = _c_array("uint32_t", f"{p}_weights", packed.astype("<i2").view("<u4")), 0, packed.size * 2, 0
         else:
@@ -421,8 +424,12 @@ class _Lowering:
                          f"kws_ref_fc_s8(&{p}, {{in}}, {{out}});", op.inputs[0], op.outputs[0],
                          macs=(n_in // depth) * units * depth, const_bytes=w.size + units * 4 + mult.size * 8)
         bias = self.bias(op, units) - x.zero_points[0] * w.sum(axis=1)
+        sparse = self.fc_sparse(op, p, w, bias, mult, shift, n_in // depth, units, depth, per_channel, out_zp,
+                                 act_min, act_max) if self.pack else None
         pk = (pack_weights(w.reshape(-1), np.repeat(np.arange(units), depth), units)
               if self.pack and depth % 4 == 0 else None)
+        if pk is not None and sparse is not None and sparse[0].const_bytes < pk[1].size + pk[2].size + units * 4:
+            pk = None  # sparse is smaller than the packed codes: offer it (generate() decides on time)
         if pk is not None and pk[1].size + pk[2].size >= w.size:
             pk = None  # tables would eat the saving (few weights per channel)
         if pk is not None:
@@ -434,6 +441,7 @@ class _Lowering:
             fields = dict(batches=n_in // depth, depth=depth, units=units, output_zp=out_zp, act_min=act_min,
                           act_max=act_max, per_channel=int(per_channel), bits=bits, packed=f"{p}_packed",
                           tables=f"{p}_tables", bias=f"{p}_bias", multiplier=f"{p}_mult", shift=f"{p}_shift")
+            self.sparse_alt.pop(p, None)
             return _Step(op.name, arrays + _c_struct("kws_fc_packed_t", p, fields),
                          f"kws_fc_packed_s8(&{p}, {{in}}, {{out}}, {{scratch}});", op.inputs[0], op.outputs[0],
                          macs=(n_in // depth) * units * depth,
@@ -448,6 +456,30 @@ class _Lowering:
         return _Step(op.name, arrays + _c_struct("kws_fc_t", p, fields), f"kws_fc_s8(&{p}, {{in}}, {{out}});",
                      op.inputs[0], op.outputs[0], macs=(n_in // depth) * units * depth,
                      const_bytes=w.size + units * 4 + mult.size * 8)
+
+    def fc_sparse(self, op: tflite_info.OpInfo, p: str, w: np.ndarray, bias: np.ndarray, mult: np.ndarray,
+                  shift: np.ndarray, batches: int, units: int, depth: int, per_channel: bool, out_zp: int,
+                  act_min: int, act_max: int) -> tuple[_Step, int] | None:
+        """The kws_fc_sparse_s8 step for these weights if it is smaller than int8, with its estimated
+        extra instructions over the dense kernel (generate() keeps it when that stays small)."""
+        groups, steps, values = sparse_fc_encode(w)
+        nbytes = steps.size + values.size + groups.size * 2 + units * 4 + mult.size * 8
+        dense_bytes = w.size + units * 4 + mult.size * 8
+        if nbytes >= dense_bytes:
+            return None
+        extra = int(batches * (SPARSE_INSTR_PER_GROUP * int(groups.sum()) - DENSE_FC_INSTR_PER_MAC * w.size))
+        arrays = (_c_array("uint16_t", f"{p}_groups", groups) + _c_array("uint8_t", f"{p}_steps", steps)
+                  + _c_array("int8_t", f"{p}_values", values)
+                  + _c_array("int32_t", f"{p}_bias", self.int32(bias, "folded bias", self.where))
+                  + _c_array("int32_t", f"{p}_mult", mult) + _c_array("int32_t", f"{p}_shift", shift))
+        fields = dict(batches=batches, depth=depth, units=units, output_zp=out_zp, act_min=act_min, act_max=act_max,
+                      per_channel=int(per_channel), groups=f"{p}_groups", steps=f"{p}_steps", values=f"{p}_values",
+                      bias=f"{p}_bias", multiplier=f"{p}_mult", shift=f"{p}_shift")
+        step = _Step(op.name, arrays + _c_struct("kws_fc_sparse_t", p, fields), f"kws_fc_sparse_s8(&{p}, {{in}}, {{out}});",
+                     op.inputs[0], op.outputs[0], macs=batches * units * depth, const_bytes=nbytes)
+        nonzero = int((w != 0).sum())
+        self.sparse_alt[p] = (step, extra, f"sparse {100 * nonzero / max(w.size, 1):.1f}% nonzero")
+        return step, extra
 
     def softmax(self, op: tflite_info.OpInfo, k: int) -> _Step:
         x = self.int8_activation(op, op.inputs[0], "input")
@@ -491,6 +523,39 @@ def softmax_params(beta: float, input_scale: float, integer_bits: int = 5) -> tu
 
 
 PACK_BITS = (2, 4, 6)
+# Cortex-M4 instructions, measured on the emulated board: kws_fc_dot4_asm per MAC, kws_fc_sparse_s8 per
+# group of 4 stored weights (used to keep sparse FCs only where they cost little time).
+DENSE_FC_INSTR_PER_MAC = 1.375
+SPARSE_INSTR_PER_GROUP = 24.5
+SPARSE_MAX_EXTRA = 0.025  # of the network's MACs: at 0.87 instructions/MAC, under 3 % of the network's time
+
+
+def sparse_fc_encode(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """FC rows as kws_fc_sparse_s8 reads them: (groups per unit, 4-bit position steps, int8 values).
+
+    Each unit's nonzeros in order, each with the step from the previous position (the first from 0);
+    steps over 15 go through zero-valued fillers, and zero-valued entries with step 0 fill the last
+    group of 4.
+    """
+    groups, steps, values = [], [], []
+    for row in np.asarray(w):
+        st, va, pos = [], [], 0
+        for i in np.flatnonzero(row).tolist():
+            gap = i - pos
+            while gap > 15:
+                st.append(15)
+                va.append(0)
+                gap -= 15
+            st.append(gap)
+            va.append(int(row[i]))
+            pos = i
+        while len(st) % 4:
+            st.append(0)
+            va.append(0)
+        groups.append(len(st) // 4)
+        steps += [st[k] | st[k + 1] << 4 for k in range(0, len(st), 2)]
+        values += va
+    return (np.array(groups, dtype=np.uint16), np.array(steps, dtype=np.uint8), np.array(values, dtype=np.int8))
 
 
 def pack_weights(values: np.ndarray, channel: np.ndarray, n_channels: int) -> tuple[int, np.ndarray, np.ndarray] | None:
@@ -816,12 +881,22 @@ def generate(tflite_path: Path | str, out_dir: Path | str, model_id: str, backen
     if model.outputs[0] not in produced:
         raise HarnessError(f"{where}: no operator computes the model output")
     sizes = {t.index: int(np.prod(t.shape)) if t.shape else 1 for t in model.tensors}
+    total_macs = sum(st.macs for st in steps)
+    for k, op in enumerate(model.ops):  # sparse FCs: only where they cost little time
+        alt = lower.sparse_alt.get(f"op{k}")
+        if alt is not None and alt[1] <= SPARSE_MAX_EXTRA * total_macs:
+            steps[k] = alt[0]
+            lower.packing[f"op{k}"] = alt[2]
     _, calls, arena = _plan_arena(steps, model.inputs[0], model.outputs[0], sizes)
 
     macs = sum(s.macs for s in steps)
     weight_bytes = sum(s.const_bytes for s in steps)
-    formats = [f"op{k} {op.name} " + ("int8" if lower.packing.get(f"op{k}", 8) == 8 else f"{lower.packing[f'op{k}']}bit")
-               for k, op in enumerate(model.ops) if op.name in ("CONV_2D", "FULLY_CONNECTED")]
+    def storage(k: int) -> str:
+        kind = lower.packing.get(f"op{k}", 8)
+        return kind if isinstance(kind, str) else "int8" if kind == 8 else f"{kind}bit"
+
+    formats = [f"op{k} {op.name} {storage(k)}" for k, op in enumerate(model.ops)
+               if op.name in ("CONV_2D", "FULLY_CONNECTED")]
     in_t, out_t = model.input, model.output
     guard = "KWS_MODEL_DATA_H"
     header = f"""/* Generated by harness/codegen.py from {tflite_path.name}; do not edit. */
@@ -907,7 +982,8 @@ def build_native_library(tflite_path: Path | str, model_id: str = "model", cflag
     if not tflite_path.is_file():
         raise HarnessError(f"cannot read .tflite {tflite_path}: no such file")
     key = content_hash(tflite_path, model_id, runtime_fingerprint(), list(cflags),
-                       *([backend] if backend != "aot" else []), *(["general"] if general_only else []), *(["unpacked"] if not pack else []))
+                       *([backend] if backend != "aot" else []), *(["general"] if general_only else []), *(["unpacked"] if not pack else []),
+                       *([SPARSE_MAX_EXTRA] if SPARSE_MAX_EXTRA != 0.025 else []))
     out = artifact_dir("native_runtime", key)
     so = out / "libkws_model.so"
     if so.is_file():

@@ -37,16 +37,17 @@ def _tf():
 
 
 def _convert(name: str, build: Callable, in_shape: tuple[int, ...], quantize: bool = True,
-             per_tensor_dense: bool = False, zero_weights: bool = False, bits: int = 0) -> Path:
+             per_tensor_dense: bool = False, zero_weights: bool = False, bits: int = 0, prune: float = 0.0) -> Path:
     """Build a Keras model with ``build(tf)``, convert it (full int8 unless ``quantize`` is False), cache it.
 
     ``bits`` > 0 rounds every kernel to 2^(bits-1) - 1 symmetric levels per output channel first, as
-    a b-bit quantized variant does, so the int8 export has at most 2^bits values per channel."""
+    a b-bit quantized variant does, so the int8 export has at most 2^bits values per channel. ``prune``
+    zeroes that fraction of every kernel's smallest weights (unstructured pruning)."""
     import inspect
 
     closure = [c.cell_contents for c in (build.__closure__ or ())]
     key = content_hash(name, inspect.getsource(build), closure, in_shape, quantize, per_tensor_dense,
-                       zero_weights, "v1", *([bits] if bits else []))
+                       zero_weights, "v1", *([bits] if bits else []), *([prune] if prune else []))
     path = artifact_dir("test_codegen_models", key) / f"{name}.tflite"
     if path.is_file():
         return path
@@ -63,6 +64,8 @@ def _convert(name: str, build: Callable, in_shape: tuple[int, ...], quantize: bo
             ws = layer.get_weights()
             if len(ws) == 2:
                 kernel = ws[0]
+                if prune:
+                    kernel = np.where(np.abs(kernel) < np.quantile(np.abs(kernel), prune), 0, kernel).astype(np.float32)
                 if bits:  # per output channel (last axis) b-bit symmetric levels
                     top = (1 << (bits - 1)) - 1
                     s_ = np.abs(kernel).reshape(-1, kernel.shape[-1]).max(axis=0) / top
@@ -168,6 +171,8 @@ MODELS = {
     "tinyconv8_2bit": dict(build=_tinyconv(8), bits=2),
     "tinyconv7_6bit_6units": dict(build=_tinyconv(7, units=6), bits=6),  # padding channel and FC units
     "odd_fast_4bit": dict(build=_build_odd_fast, bits=4),  # odd k_w: the padding zero joins the levels
+    "tinyconv8_pruned70": dict(build=_tinyconv(8), prune=0.7),  # sparse FC
+    "tinyconv8_pruned95_6units": dict(build=_tinyconv(8, units=6), prune=0.95),  # long gaps: fillers
     "depthwise": dict(build=_build_depthwise),
 }
 
@@ -175,7 +180,8 @@ MODELS = {
 @pytest.fixture(scope="module")
 def models() -> dict[str, Path]:
     return {name: _convert(name, spec["build"], (49, 40), per_tensor_dense=spec.get("per_tensor_dense", False),
-                           zero_weights=spec.get("zero_weights", False), bits=spec.get("bits", 0))
+                           zero_weights=spec.get("zero_weights", False), bits=spec.get("bits", 0),
+                           prune=spec.get("prune", 0.0))
             for name, spec in MODELS.items()}
 
 
@@ -237,14 +243,16 @@ def test_conv_fast_path_choices(models: dict[str, Path], tmp_path: Path) -> None
     assert "kws_conv2d_fast_s8(" not in mixed  # stride 1 and 3-channel inputs: general kernel
 
 
-@pytest.mark.parametrize("name, bits, fc", [("tinyconv8_4bit", 4, "4bit"), ("tinyconv8_2bit", 2, "2bit"),
-                                            ("tinyconv7_6bit_6units", 6, "6bit"),
-                                            ("odd_fast_4bit", 4, "int8")])  # FC depth 1785: not a multiple of 4
-def test_packed_weights_bit_exact(models: dict[str, Path], inputs: np.ndarray, name: str, bits: int, fc: str,
-                                  tmp_path: Path) -> None:
+@pytest.mark.parametrize("name, bits, conv, fc", [
+    ("tinyconv8_4bit", 4, "4bit", "4bit"), ("tinyconv8_2bit", 2, "2bit", "2bit"),
+    ("tinyconv7_6bit_6units", 6, "int8", "6bit"),  # 6-bit conv codes would save little and cost time
+    ("odd_fast_4bit", 4, "4bit", "int8")])  # FC depth 1785: not a multiple of 4
+def test_packed_weights_bit_exact(models: dict[str, Path], inputs: np.ndarray, name: str, bits: int, conv: str,
+                                  fc: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """b-bit variants store b-bit codes + per-channel tables, decode exactly, and take less flash."""
+    monkeypatch.setattr(codegen, "SPARSE_MAX_EXTRA", -1.0)  # the packed path, not a sparse one
     gen = codegen.generate(models[name], tmp_path / "p", name)
-    assert gen.weight_formats == (f"op1 CONV_2D {bits}bit", f"op3 FULLY_CONNECTED {fc}")
+    assert gen.weight_formats == (f"op1 CONV_2D {conv}", f"op3 FULLY_CONNECTED {fc}")
     plain = codegen.generate(models[name], tmp_path / "u", name, pack=False)
     assert plain.weight_formats == ("op1 CONV_2D int8", "op3 FULLY_CONNECTED int8")
     if fc != "int8":
@@ -252,6 +260,40 @@ def test_packed_weights_bit_exact(models: dict[str, Path], inputs: np.ndarray, n
     so = codegen.build_native_library(models[name], name)
     np.testing.assert_array_equal(codegen.native_predict(so, inputs), reference.predict(models[name], inputs))
     assert len(np.unique(codegen.native_predict(so, inputs), axis=0)) > N_INPUTS // 2
+
+
+@pytest.mark.parametrize("name", ["tinyconv8_pruned70", "tinyconv8_pruned95_6units"])
+def test_sparse_fc_bit_exact_and_chosen_only_when_cheap(models: dict[str, Path], inputs: np.ndarray, name: str,
+                                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unstructured-pruned FCs store nonzeros + 4-bit steps when smaller and (by estimate) at most
+    SPARSE_MAX_EXTRA slower; scores stay TFLM's."""
+    gen = codegen.generate(models[name], tmp_path / "s", name)
+    assert gen.weight_formats[1].startswith("op3 FULLY_CONNECTED sparse")
+    dense = codegen.generate(models[name], tmp_path / "d", name, pack=False)
+    assert gen.weight_bytes < 0.6 * dense.weight_bytes
+    so = codegen.build_native_library(models[name], name)
+    np.testing.assert_array_equal(codegen.native_predict(so, inputs), reference.predict(models[name], inputs))
+    monkeypatch.setattr(codegen, "SPARSE_MAX_EXTRA", -1.0)  # no time to spare: dense
+    assert codegen.generate(models[name], tmp_path / "t", name).weight_formats[1] == "op3 FULLY_CONNECTED int8"
+
+
+def test_sparse_encoding_roundtrip() -> None:
+    """Replays kws_fc_sparse_s8's walk: positions from the 4-bit steps, values in groups of 4."""
+    rng = np.random.default_rng(5)
+    w = np.where(rng.random((5, 300)) < 0.1, rng.integers(-128, 128, (5, 300)), 0).astype(np.int8)
+    w[2] = 0  # an all-zero unit: no groups
+    w[3, 299] = 7  # a long gap at the start: fillers
+    groups, steps, values = codegen.sparse_fc_encode(w)
+    nib = [(b >> s) & 15 for b in steps.tolist() for s in (0, 4)]
+    back, k = np.zeros_like(w, dtype=np.int32), 0
+    for u in range(5):
+        pos = 0
+        for _ in range(4 * int(groups[u])):
+            pos += nib[k]
+            back[u, pos] += values[k]
+            k += 1
+    assert groups[2] == 0 and k == len(values)
+    np.testing.assert_array_equal(back, w)
 
 
 def test_int8_models_stay_unpacked(models: dict[str, Path], tmp_path: Path) -> None:

@@ -149,6 +149,21 @@ typedef struct {
     const int32_t *shift;
 } kws_fc_packed_t;
 
+/* FULLY_CONNECTED with sparse weights (kws_packed.c): per unit groups[u] groups of 4 nonzeros,
+ * each group 2 bytes of 4-bit position steps (LSB first) and 4 int8 values. */
+typedef struct {
+    int32_t batches, depth, units;
+    int32_t output_zp;
+    int32_t act_min, act_max;
+    int32_t per_channel;
+    const uint16_t *groups;     /* [units] */
+    const uint8_t *steps;       /* 2 bytes per group */
+    const int8_t *values;       /* 4 per group */
+    const int32_t *bias;        /* folded bias, as kws_fc_t */
+    const int32_t *multiplier;
+    const int32_t *shift;
+} kws_fc_sparse_t;
+
 /* SOFTMAX int8 -> int8 (output scale 1/256, zero point -128), gemmlowp fixed point. */
 typedef struct {
     int32_t rows, depth;
@@ -192,6 +207,7 @@ void kws_conv_dot_c(const int16_t *x, const uint32_t *w, int32_t *acc, int nch, 
 void kws_depthwise_s8(const kws_depthwise_t *p, const int8_t *in, int8_t *out);
 void kws_fc_s8(const kws_fc_t *p, const int8_t *in, int8_t *out);
 void kws_fc_packed_s8(const kws_fc_packed_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+void kws_fc_sparse_s8(const kws_fc_sparse_t *p, const int8_t *in, int8_t *out);
 void kws_fc_dot4(const int8_t *x, const int8_t *w, int32_t *acc, int groups);
 void kws_softmax_s8(const kws_softmax_t *p, const int8_t *in, int8_t *out);
 void kws_ref_conv2d_s8(const kws_ref_conv2d_t *p, const int8_t *in, int8_t *out);
