@@ -233,6 +233,16 @@ def test_conv_fast_path_and_general_kernel_agree_with_tflm(models: dict[str, Pat
     np.testing.assert_array_equal(codegen.native_predict(so, inputs), reference.predict(models[name], inputs))
 
 
+def test_conv_fast_path_with_the_general_requantization(models: dict[str, Path], inputs: np.ndarray, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where codegen cannot prove the short requantization exact, the fast kernel uses kws_requant_ch."""
+    monkeypatch.setattr(codegen, "short_requant_ok", lambda *a, **k: False)
+    src = codegen.generate(models["tinyconv7"], tmp_path, "t").sources[0].read_text()
+    assert ".short_q = 0," in src and ".fused = 0," in src
+    so = codegen.build_native_library(models["tinyconv7"], "tinyconv7", cflags=("-DKWS_TEST_NO_SHORT_Q",))
+    np.testing.assert_array_equal(codegen.native_predict(so, inputs), reference.predict(models["tinyconv7"], inputs))
+
+
 def test_conv_fast_path_choices(models: dict[str, Path], tmp_path: Path) -> None:
     """TinyConv gets the fused short requantization; an odd out_w falls back to block dot products + C requantization."""
     src = codegen.generate(models["tinyconv8"], tmp_path / "t", "t").sources[0].read_text()

@@ -225,6 +225,18 @@ def test_m4_dsp_path_bit_exact(request: pytest.FixtureRequest, tmp_path: Path, w
     np.testing.assert_array_equal(got, reference.predict(tflite, x))
 
 
+def test_m4_fast_conv_general_requant(tinyconv7: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The generated block dot products with C requantization (short path refused), bit-exact on the M4."""
+    monkeypatch.setattr(codegen, "short_requant_ok", lambda *a, **k: False)
+    x = np.random.default_rng(8).integers(-128, 128, (N_INPUTS, 49, 40)).astype(np.int8)
+    elf = build_m4_test_image(tinyconv7, x, tmp_path)
+    assert ".short_q = 0," in (tmp_path / "gen" / "kws_model_data.c").read_text()
+    result = run_qemu(elf)
+    lines = re.findall(r"^(?:[0-9a-f]{2})+$", result.stdout + result.stderr, re.M)
+    got = np.array([np.frombuffer(bytes.fromhex(line), dtype=np.int8) for line in lines])
+    np.testing.assert_array_equal(got, reference.predict(tinyconv7, x))
+
+
 @pytest.mark.slow
 def test_m4_instruction_budget(tinyconv: Path, tmp_path: Path) -> None:
     """TinyConv (336k MACs): executed Cortex-M4 instructions per inference (a sanity bound, not a
