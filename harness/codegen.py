@@ -445,7 +445,7 @@ class _Lowering:
             return _Step(op.name, arrays + _c_struct("kws_fc_packed_t", p, fields),
                          f"kws_fc_packed_s8(&{p}, {{in}}, {{out}}, {{scratch}});", op.inputs[0], op.outputs[0],
                          macs=(n_in // depth) * units * depth,
-                         scratch_bytes=16 * 64 + {2: 4096, 4: 2048, 6: 0}[bits],  # chunk + byte tables
+                         scratch_bytes=16 * 64 + {2: 4 * 1024, 4: 4 * 512, 6: 0}[bits],  # chunk + byte tables
                          const_bytes=codes.size + tables.size + units * 4 + mult.size * 8)
         self.packing[p] = 8
         arrays = (_c_array("int8_t", f"{p}_weights", fc_weight_layout(w)) + _c_array("int32_t", f"{p}_bias", self.int32(bias, "folded bias", self.where))

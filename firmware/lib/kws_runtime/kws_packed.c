@@ -56,13 +56,14 @@ void kws_fc_packed_s8(const kws_fc_packed_t *p, const int8_t *in, int8_t *out, i
     const int groups = depth >> 2, row_bytes = groups * (bits >> 1), n_tab = 1 << bits;
     uint32_t *buf = (uint32_t *)(void *)scratch; /* KWS_FC_CHUNK groups x 4 units, interleaved */
     uint32_t *byte_tabs = buf + 4 * KWS_FC_CHUNK; /* 4 x 256 words (2 bits) or halfwords (4 bits) */
+    const int tab_words = bits == 2 ? 256 : 128;  /* one unit's table, in words */
     for (int b = 0; b < p->batches; ++b, in += depth, out += units) {
         for (int u = 0; u < units; u += 4) {
             int32_t acc[4];
             for (int i = 0; i < 4; ++i) acc[i] = u + i < units ? p->bias[u + i] : 0;
             if (bits != 6)
                 for (int i = 0; i < 4 && u + i < units; ++i)
-                    build_byte_table(p->tables + (u + i) * n_tab, bits, byte_tabs + i * 256);
+                    build_byte_table(p->tables + (u + i) * n_tab, bits, byte_tabs + i * tab_words);
             for (int g0 = 0; g0 < groups; g0 += KWS_FC_CHUNK) {
                 const int n = groups - g0 < KWS_FC_CHUNK ? groups - g0 : KWS_FC_CHUNK;
                 for (int i = 0; i < 4; ++i) {
@@ -70,9 +71,9 @@ void kws_fc_packed_s8(const kws_fc_packed_t *p, const int8_t *in, int8_t *out, i
                     if (u + i >= units) { /* units % 4 padding: zero weights, never stored */
                         for (int g = 0; g < n; ++g) buf[4 * g + i] = 0;
                     } else if (bits == 2) {
-                        decode_row_2(src, byte_tabs + i * 256, n, buf + i);
+                        decode_row_2(src, byte_tabs + i * tab_words, n, buf + i);
                     } else if (bits == 4) {
-                        decode_row_4(src, (const uint16_t *)(const void *)(byte_tabs + i * 256), n, buf + i);
+                        decode_row_4(src, (const uint16_t *)(const void *)(byte_tabs + i * tab_words), n, buf + i);
                     } else {
                         decode_row_6(src, p->tables + (u + i) * n_tab, n, buf + i);
                     }
