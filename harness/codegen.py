@@ -435,6 +435,10 @@ class _Lowering:
         if pk is not None:
             bits, codes, tables = pk
             self.packing[p] = bits
+            if bits == 4:  # full 4-unit blocks interleaved per input word (kws_fc_dot4_q4 reads one stream)
+                full, rows = units // 4 * 4, codes.reshape(units, -1)
+                codes = np.concatenate([rows[b:b + 4].reshape(4, -1, 2).transpose(1, 0, 2).reshape(-1)
+                                        for b in range(0, full, 4)] + [rows[full:].reshape(-1)])
             arrays = (_c_array("uint8_t", f"{p}_packed", codes) + _c_array("int8_t", f"{p}_tables", tables)
                       + _c_array("int32_t", f"{p}_bias", self.int32(bias, "folded bias", self.where))
                       + _c_array("int32_t", f"{p}_mult", mult) + _c_array("int32_t", f"{p}_shift", shift))

@@ -169,6 +169,7 @@ MODELS = {
     "mixed_convs": dict(build=_build_mixed),
     "tinyconv8_4bit": dict(build=_tinyconv(8), bits=4),
     "tinyconv8_2bit": dict(build=_tinyconv(8), bits=2),
+    "tinyconv8_4bit_6units": dict(build=_tinyconv(8, units=6), bits=4),  # an interleaved block + 2 rows
     "tinyconv7_6bit_6units": dict(build=_tinyconv(7, units=6), bits=6),  # padding channel and FC units
     "odd_fast_4bit": dict(build=_build_odd_fast, bits=4),  # odd k_w: the padding zero joins the levels
     "tinyconv8_pruned70": dict(build=_tinyconv(8), prune=0.7),  # sparse FC
@@ -255,6 +256,7 @@ def test_conv_fast_path_choices(models: dict[str, Path], tmp_path: Path) -> None
 
 @pytest.mark.parametrize("name, bits, conv, fc", [
     ("tinyconv8_4bit", 4, "4bit", "4bit"), ("tinyconv8_2bit", 2, "2bit", "2bit"),
+    ("tinyconv8_4bit_6units", 4, "4bit", "4bit"),
     ("tinyconv7_6bit_6units", 6, "int8", "6bit"),  # 6-bit conv codes would save little and cost time
     ("odd_fast_4bit", 4, "4bit", "int8")])  # FC depth 1785: not a multiple of 4
 def test_packed_weights_bit_exact(models: dict[str, Path], inputs: np.ndarray, name: str, bits: int, conv: str,

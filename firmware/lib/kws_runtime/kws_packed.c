@@ -38,9 +38,62 @@ static void decode_row_2(const uint8_t *src, const uint32_t *t, int n, uint32_t 
     for (int g = 0; g < n; ++g, dst += 4) *dst = t[*src++];
 }
 
-static void decode_row_4(const uint8_t *src, const uint16_t *t, int n, uint32_t *dst) {
-    for (int g = 0; g < n; ++g, src += 2, dst += 4) *dst = (uint32_t)t[src[0]] | (uint32_t)t[src[1]] << 16;
+static void decode_row_4(const uint8_t *src, int stride, const uint16_t *t, int n, uint32_t *dst) {
+    for (int g = 0; g < n; ++g, src += stride, dst += 4) *dst = (uint32_t)t[src[0]] | (uint32_t)t[src[1]] << 16;
 }
+
+#if KWS_USE_DSP && defined(__thumb2__)
+/* 4 bits, a full block of 4 units: codes interleaved per input word (unit 0's 2 bytes, unit 1's,
+ * ...), decoded through the 4 halfword tables (512 B apart at tabs) straight into SXTB16 + SMLAD,
+ * no buffer: kws_fc_dot4_asm's loop with the weight words built from LDRD'd codes. */
+void kws_fc_dot4_q4(const int8_t *x, const uint8_t *codes, int32_t *acc, int groups, const uint16_t *tabs);
+#define KWS_Q4_UNIT(creg, lo, hi, off, a)                 \
+    "    ubfx r12, " creg ", #" lo ", #8\n"                 \
+    "    add r12, r12, #" off "\n"                          \
+    "    ldrh r12, [r6, r12, lsl #1]\n"                     \
+    "    ubfx lr, " creg ", #" hi ", #8\n"                  \
+    "    add lr, lr, #" off "\n"                            \
+    "    ldrh lr, [r6, lr, lsl #1]\n"                       \
+    "    orr r12, r12, lr, lsl #16\n"                       \
+    "    sxtb16 lr, r12\n"                                  \
+    "    smlad " a ", lr, r10, " a "\n"                     \
+    "    sxtb16 r12, r12, ror #8\n"                         \
+    "    smlad " a ", r12, r11, " a "\n"
+__asm__(".pushsection .text.kws_fc_dot4_q4,\"ax\",%progbits\n"
+        ".syntax unified\n.thumb\n.p2align 2\n.global kws_fc_dot4_q4\n.thumb_func\n"
+        ".type kws_fc_dot4_q4, %function\n"
+        "kws_fc_dot4_q4:\n"
+        "    push {r2, r4-r11, lr}\n"
+        "    ldr r6, [sp, #40]\n"
+        "    add r7, r0, r3, lsl #2\n"
+        "    ldm r2, {r2-r5}\n"
+        "    cmp r0, r7\n"
+        "    beq 2f\n"
+        "1:  ldr r12, [r0], #4\n"
+        "    sxtb16 r10, r12\n"
+        "    sxtb16 r11, r12, ror #8\n"
+        "    ldrd r8, r9, [r1], #8\n"
+        "    uxtb r12, r8\n"
+        "    ldrh r12, [r6, r12, lsl #1]\n"
+        "    ubfx lr, r8, #8, #8\n"
+        "    ldrh lr, [r6, lr, lsl #1]\n"
+        "    orr r12, r12, lr, lsl #16\n"
+        "    sxtb16 lr, r12\n"
+        "    smlad r2, lr, r10, r2\n"
+        "    sxtb16 r12, r12, ror #8\n"
+        "    smlad r2, r12, r11, r2\n"
+        KWS_Q4_UNIT("r8", "16", "24", "256", "r3")
+        KWS_Q4_UNIT("r9", "0", "8", "512", "r4")
+        KWS_Q4_UNIT("r9", "16", "24", "768", "r5")
+        "    cmp r0, r7\n"
+        "    bne 1b\n"
+        "2:  ldr r12, [sp]\n"
+        "    stm r12, {r2-r5}\n"
+        "    add sp, sp, #4\n"
+        "    pop {r4-r11, pc}\n"
+        ".size kws_fc_dot4_q4, .-kws_fc_dot4_q4\n"
+        ".popsection\n");
+#endif
 
 /* 6 bits: 3 code bytes = 4 weights, constant shifts (the generic decode_row shifts by a variable). */
 static void decode_row_6(const uint8_t *src, const int8_t *tab, int n, uint32_t *dst) {
@@ -64,6 +117,14 @@ void kws_fc_packed_s8(const kws_fc_packed_t *p, const int8_t *in, int8_t *out, i
             if (bits != 6)
                 for (int i = 0; i < 4 && u + i < units; ++i)
                     build_byte_table(p->tables + (u + i) * n_tab, bits, byte_tabs + i * tab_words);
+            /* 4 bits: full blocks are interleaved per input word (codegen.fc_packed_layout) */
+            const int q4_block = bits == 4 && u + 4 <= units;
+#if KWS_USE_DSP && defined(__thumb2__)
+            if (q4_block) {
+                kws_fc_dot4_q4(in, p->packed + u * row_bytes, acc, groups, (const uint16_t *)(const void *)byte_tabs);
+                goto requant;
+            }
+#endif
             for (int g0 = 0; g0 < groups; g0 += KWS_FC_CHUNK) {
                 const int n = groups - g0 < KWS_FC_CHUNK ? groups - g0 : KWS_FC_CHUNK;
                 for (int i = 0; i < 4; ++i) {
@@ -73,13 +134,18 @@ void kws_fc_packed_s8(const kws_fc_packed_t *p, const int8_t *in, int8_t *out, i
                     } else if (bits == 2) {
                         decode_row_2(src, byte_tabs + i * tab_words, n, buf + i);
                     } else if (bits == 4) {
-                        decode_row_4(src, (const uint16_t *)(const void *)(byte_tabs + i * tab_words), n, buf + i);
+                        const uint8_t *s4 = q4_block ? p->packed + u * row_bytes + g0 * 8 + 2 * i : src;
+                        decode_row_4(s4, q4_block ? 8 : 2, (const uint16_t *)(const void *)(byte_tabs + i * tab_words),
+                                     n, buf + i);
                     } else {
                         decode_row_6(src, p->tables + (u + i) * n_tab, n, buf + i);
                     }
                 }
                 kws_fc_dot4(in + 4 * g0, (const int8_t *)buf, acc, n);
             }
+#if KWS_USE_DSP && defined(__thumb2__)
+        requant:
+#endif
             for (int i = 0; i < 4 && u + i < units; ++i) {
                 const int q = p->per_channel ? u + i : 0;
                 out[u + i] = kws_requant(acc[i], p->multiplier[q], p->shift[q], p->output_zp, p->act_min, p->act_max);

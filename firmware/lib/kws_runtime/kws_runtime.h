@@ -130,7 +130,9 @@ typedef struct {
 } kws_fc_t;
 
 /* FULLY_CONNECTED with packed sub-byte weights (kws_fc_packed.c): every unit's row of depth codes
- * (depth % 4 == 0; 4 codes = bits / 2 bytes, LSB first) and a table of its 1 << bits int8 values;
+ * (depth % 4 == 0; 4 codes = bits / 2 bytes, LSB first; at 4 bits the rows of each full block of
+ * 4 units are interleaved per input word: unit 0's 2 bytes, unit 1's, ...) and a table of its
+ * 1 << bits int8 values;
  * the last block's missing units (units % 4) run with zero weights and are not stored. Blocks of 4 units decode a chunk of
  * their rows into the interleaved int8 layout of kws_fc_s8 (scratch: KWS_FC_CHUNK * 16 bytes, then
  * 4 byte-indexed tables for 2 bits (4 KB) or 4 bits (2 KB), see kws_packed.c) and
