@@ -41,6 +41,9 @@ def test_device_memory(variant_id: str, firmware_build: Any, record: Any) -> Non
     model = _size(sizes, "model_flash", "model", "model_bytes")
     if model is not None:
         record(variant_id, "flash_model", model, "B")
+    rodata = _size(sizes, "model_rodata")
+    if rodata:  # weights and tables as stored (packed / sparse, see HELLO's weights=)
+        record(variant_id, "model_rodata", rodata, "B")
     record.assert_budgets()
 
 

@@ -37,13 +37,17 @@ def _tf():
 
 
 def _convert(name: str, build: Callable, in_shape: tuple[int, ...], quantize: bool = True,
-             per_tensor_dense: bool = False, zero_weights: bool = False) -> Path:
-    """Build a Keras model with ``build(tf)``, convert it (full int8 unless ``quantize`` is False), cache it."""
+             per_tensor_dense: bool = False, zero_weights: bool = False, bits: int = 0, prune: float = 0.0) -> Path:
+    """Build a Keras model with ``build(tf)``, convert it (full int8 unless ``quantize`` is False), cache it.
+
+    ``bits`` > 0 rounds every kernel to 2^(bits-1) - 1 symmetric levels per output channel first, as
+    a b-bit quantized variant does, so the int8 export has at most 2^bits values per channel. ``prune``
+    zeroes that fraction of every kernel's smallest weights (unstructured pruning)."""
     import inspect
 
     closure = [c.cell_contents for c in (build.__closure__ or ())]
     key = content_hash(name, inspect.getsource(build), closure, in_shape, quantize, per_tensor_dense,
-                       zero_weights, "v1")
+                       zero_weights, "v1", *([bits] if bits else []), *([prune] if prune else []))
     path = artifact_dir("test_codegen_models", key) / f"{name}.tflite"
     if path.is_file():
         return path
@@ -59,7 +63,14 @@ def _convert(name: str, build: Callable, in_shape: tuple[int, ...], quantize: bo
         for layer in model.layers:
             ws = layer.get_weights()
             if len(ws) == 2:
-                layer.set_weights([ws[0], np.random.default_rng(1).normal(0, 0.3, ws[1].shape).astype(np.float32)])
+                kernel = ws[0]
+                if prune:
+                    kernel = np.where(np.abs(kernel) < np.quantile(np.abs(kernel), prune), 0, kernel).astype(np.float32)
+                if bits:  # per output channel (last axis) b-bit symmetric levels
+                    top = (1 << (bits - 1)) - 1
+                    s_ = np.abs(kernel).reshape(-1, kernel.shape[-1]).max(axis=0) / top
+                    kernel = (np.round(kernel / s_) * s_).astype(np.float32)
+                layer.set_weights([kernel, np.random.default_rng(1).normal(0, 0.3, ws[1].shape).astype(np.float32)])
     rng = np.random.default_rng(0)
 
     def representative():
@@ -80,15 +91,25 @@ def _convert(name: str, build: Callable, in_shape: tuple[int, ...], quantize: bo
     return path
 
 
-def _tinyconv(channels: int, softmax: bool = False):
+def _tinyconv(channels: int, softmax: bool = False, units: int = 4):
     def build(tf, x):
         x = tf.keras.layers.Reshape((49, 40, 1))(x)
         x = tf.keras.layers.Conv2D(channels, (10, 8), strides=2, padding="same", activation="relu")(x)
         x = tf.keras.layers.Flatten()(x)
-        x = tf.keras.layers.Dense(4)(x)
+        x = tf.keras.layers.Dense(units)(x)
         return tf.keras.layers.Softmax()(x) if softmax else x
 
     return build
+
+
+def _build_odd_fast(tf, x):
+    # the conv fast path's other branches: odd kernel width (padded to even), odd out_w (17: the last
+    # pair's second position is padding), 5 channels (a 4-block + a 2-block with a padding channel),
+    # ReLU6 (not the full int8 range: unfused blocks, C clamp)
+    x = tf.keras.layers.Reshape((49, 40, 1))(x)
+    x = tf.keras.layers.Conv2D(5, (9, 7), strides=2, padding="valid", activation="relu6")(x)
+    x = tf.keras.layers.Flatten()(x)
+    return tf.keras.layers.Dense(6)(x)
 
 
 def _build_mixed(tf, x):
@@ -141,10 +162,18 @@ MODELS = {
     "tinyconv3": dict(build=_tinyconv(3)),  # leftover channels only
     "tinyconv2": dict(build=_tinyconv(2)),
     "fc_leftovers": dict(build=_build_fc_leftovers),
+    "odd_fast": dict(build=_build_odd_fast),
     "tinyconv8_zero_weights": dict(build=_tinyconv(8), zero_weights=True),
     "tinyconv8_softmax": dict(build=_tinyconv(8, softmax=True)),
     "tinyconv8_per_tensor_fc": dict(build=_tinyconv(8), per_tensor_dense=True),
     "mixed_convs": dict(build=_build_mixed),
+    "tinyconv8_4bit": dict(build=_tinyconv(8), bits=4),
+    "tinyconv8_2bit": dict(build=_tinyconv(8), bits=2),
+    "tinyconv8_4bit_6units": dict(build=_tinyconv(8, units=6), bits=4),  # an interleaved block + 2 rows
+    "tinyconv7_6bit_6units": dict(build=_tinyconv(7, units=6), bits=6),  # padding channel and FC units
+    "odd_fast_4bit": dict(build=_build_odd_fast, bits=4),  # odd k_w: the padding zero joins the levels
+    "tinyconv8_pruned70": dict(build=_tinyconv(8), prune=0.7),  # sparse FC
+    "tinyconv8_pruned95_6units": dict(build=_tinyconv(8, units=6), prune=0.95),  # long gaps: fillers
     "depthwise": dict(build=_build_depthwise),
 }
 
@@ -152,7 +181,8 @@ MODELS = {
 @pytest.fixture(scope="module")
 def models() -> dict[str, Path]:
     return {name: _convert(name, spec["build"], (49, 40), per_tensor_dense=spec.get("per_tensor_dense", False),
-                           zero_weights=spec.get("zero_weights", False))
+                           zero_weights=spec.get("zero_weights", False), bits=spec.get("bits", 0),
+                           prune=spec.get("prune", 0.0))
             for name, spec in MODELS.items()}
 
 
@@ -178,6 +208,116 @@ def test_bit_exact_with_tflm(models: dict[str, Path], inputs: np.ndarray, name: 
         assert len(np.unique(got, axis=0)) > N_INPUTS // 2
 
 
+@pytest.mark.parametrize("name", ["tinyconv8", "tinyconv7", "tinyconv8_softmax", "tinyconv8_per_tensor_fc",
+                                  "mixed_convs", "depthwise", "fc_leftovers"])
+def test_ref_backend_bit_exact_with_tflm(models: dict[str, Path], inputs: np.ndarray, name: str,
+                                         tmp_path: Path) -> None:
+    """--backend ref: TFLM-reference-style loops over the .tflite's own layouts, same scores as TFLM."""
+    so = codegen.build_native_library(models[name], name, backend="ref")
+    np.testing.assert_array_equal(codegen.native_predict(so, inputs), reference.predict(models[name], inputs))
+    source = codegen.generate(models[name], tmp_path, name, backend="ref").sources[0].read_text()
+    assert "kws_ref_" in source and "kws_conv2d_s8(" not in source and "kws_fc_s8(" not in source
+
+
+FAST_CONV = ["tinyconv8", "tinyconv7", "tinyconv5", "tinyconv3", "tinyconv2", "odd_fast", "tinyconv8_zero_weights"]
+
+
+@pytest.mark.parametrize("name", FAST_CONV)
+def test_conv_fast_path_and_general_kernel_agree_with_tflm(models: dict[str, Path], inputs: np.ndarray, name: str,
+                                                           tmp_path: Path) -> None:
+    """Shapes the fast CONV_2D covers run it; forcing the general im2col kernel gives the same scores."""
+    fast_src = codegen.generate(models[name], tmp_path / "f", name).sources[0].read_text()
+    assert "kws_conv2d_fast_s8(" in fast_src
+    general_src = codegen.generate(models[name], tmp_path / "g", name, general_only=True).sources[0].read_text()
+    assert "kws_conv2d_fast_s8(" not in general_src and "kws_conv2d_s8(" in general_src
+    so = codegen.build_native_library(models[name], name, general_only=True)
+    np.testing.assert_array_equal(codegen.native_predict(so, inputs), reference.predict(models[name], inputs))
+
+
+def test_conv_fast_path_with_the_general_requantization(models: dict[str, Path], inputs: np.ndarray, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where codegen cannot prove the short requantization exact, the fast kernel uses kws_requant_ch."""
+    monkeypatch.setattr(codegen, "short_requant_ok", lambda *a, **k: False)
+    src = codegen.generate(models["tinyconv7"], tmp_path, "t").sources[0].read_text()
+    assert ".short_q = 0," in src and ".fused = 0," in src
+    so = codegen.build_native_library(models["tinyconv7"], "tinyconv7", cflags=("-DKWS_TEST_NO_SHORT_Q",))
+    np.testing.assert_array_equal(codegen.native_predict(so, inputs), reference.predict(models["tinyconv7"], inputs))
+
+
+def test_conv_fast_path_choices(models: dict[str, Path], tmp_path: Path) -> None:
+    """TinyConv gets the fused short requantization; an odd out_w falls back to block dot products + C requantization."""
+    src = codegen.generate(models["tinyconv8"], tmp_path / "t", "t").sources[0].read_text()
+    assert ".short_q = 1," in src and ".fused = 1," in src and "kws_gen_op1_pair" in src
+    odd = codegen.generate(models["odd_fast"], tmp_path / "o", "o").sources[0].read_text()
+    assert ".fused = 0," in odd and "kws_gen_op1_dot2" in odd and "kws_gen_op1_dot4" in odd
+    mixed = codegen.generate(models["mixed_convs"], tmp_path / "m", "m").sources[0].read_text()
+    assert "kws_conv2d_fast_s8(" not in mixed  # stride 1 and 3-channel inputs: general kernel
+
+
+@pytest.mark.parametrize("name, bits, conv, fc", [
+    ("tinyconv8_4bit", 4, "4bit", "4bit"), ("tinyconv8_2bit", 2, "2bit", "2bit"),
+    ("tinyconv8_4bit_6units", 4, "4bit", "4bit"),
+    ("tinyconv7_6bit_6units", 6, "int8", "6bit"),  # 6-bit conv codes would save little and cost time
+    ("odd_fast_4bit", 4, "4bit", "int8")])  # FC depth 1785: not a multiple of 4
+def test_packed_weights_bit_exact(models: dict[str, Path], inputs: np.ndarray, name: str, bits: int, conv: str,
+                                  fc: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """b-bit variants store b-bit codes + per-channel tables, decode exactly, and take less flash."""
+    monkeypatch.setattr(codegen, "SPARSE_MAX_EXTRA", -1.0)  # the packed path, not a sparse one
+    gen = codegen.generate(models[name], tmp_path / "p", name)
+    assert gen.weight_formats == (f"op1 CONV_2D {conv}", f"op3 FULLY_CONNECTED {fc}")
+    plain = codegen.generate(models[name], tmp_path / "u", name, pack=False)
+    assert plain.weight_formats == ("op1 CONV_2D int8", "op3 FULLY_CONNECTED int8")
+    if fc != "int8":
+        assert gen.weight_bytes < plain.weight_bytes * (bits + 1.5) / 8
+    so = codegen.build_native_library(models[name], name)
+    np.testing.assert_array_equal(codegen.native_predict(so, inputs), reference.predict(models[name], inputs))
+    assert len(np.unique(codegen.native_predict(so, inputs), axis=0)) > N_INPUTS // 2
+
+
+@pytest.mark.parametrize("name", ["tinyconv8_pruned70", "tinyconv8_pruned95_6units"])
+def test_sparse_fc_bit_exact_and_chosen_only_when_cheap(models: dict[str, Path], inputs: np.ndarray, name: str,
+                                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unstructured-pruned FCs store nonzeros + 4-bit steps when smaller and (by estimate) at most
+    SPARSE_MAX_EXTRA slower; scores stay TFLM's."""
+    gen = codegen.generate(models[name], tmp_path / "s", name)
+    assert gen.weight_formats[1].startswith("op3 FULLY_CONNECTED sparse")
+    dense = codegen.generate(models[name], tmp_path / "d", name, pack=False)
+    assert gen.weight_bytes < 0.6 * dense.weight_bytes
+    so = codegen.build_native_library(models[name], name)
+    np.testing.assert_array_equal(codegen.native_predict(so, inputs), reference.predict(models[name], inputs))
+    monkeypatch.setattr(codegen, "SPARSE_MAX_EXTRA", -1.0)  # no time to spare: dense
+    assert codegen.generate(models[name], tmp_path / "t", name).weight_formats[1] == "op3 FULLY_CONNECTED int8"
+
+
+def test_sparse_encoding_roundtrip() -> None:
+    """Replays kws_fc_sparse_s8's walk: positions from the 4-bit steps, values in groups of 4."""
+    rng = np.random.default_rng(5)
+    w = np.where(rng.random((5, 300)) < 0.1, rng.integers(-128, 128, (5, 300)), 0).astype(np.int8)
+    w[2] = 0  # an all-zero unit: no groups
+    w[3, 299] = 7  # a long gap at the start: fillers
+    groups, steps, values = codegen.sparse_fc_encode(w)
+    nib = [(b >> s) & 15 for b in steps.tolist() for s in (0, 4)]
+    back, k = np.zeros_like(w, dtype=np.int32), 0
+    for u in range(5):
+        pos = 0
+        for _ in range(4 * int(groups[u])):
+            pos += nib[k]
+            back[u, pos] += values[k]
+            k += 1
+    assert groups[2] == 0 and k == len(values)
+    np.testing.assert_array_equal(back, w)
+
+
+def test_int8_models_stay_unpacked(models: dict[str, Path], tmp_path: Path) -> None:
+    gen = codegen.generate(models["tinyconv8"], tmp_path, "t")
+    assert gen.weight_formats == ("op1 CONV_2D int8", "op3 FULLY_CONNECTED int8")
+
+
+def test_unknown_backend_is_named(models: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(HarnessError, match="unknown backend 'fast'"):
+        codegen.generate(models["tinyconv8"], tmp_path, "t", backend="fast")
+
+
 def test_models_cover_the_kernel_paths(models: dict[str, Path], tmp_path: Path) -> None:
     ops = {name: codegen.generate(path, tmp_path / name, name).ops for name, path in models.items()}
     assert ops["tinyconv8"] == ("RESHAPE", "CONV_2D", "RESHAPE", "FULLY_CONNECTED")
@@ -196,10 +336,12 @@ def test_tinyconv_sizes(models: dict[str, Path], tmp_path: Path) -> None:
     gen = codegen.generate(models["tinyconv8"], tmp_path, "tinyconv-int8")
     assert gen.macs == 25 * 20 * 8 * 80 + 4000 * 4
     assert gen.input_shape == (1, 49, 40) and gen.output_shape == (1, 4)
-    # conv output (4000) + zero-point padded input (58 x 46) + one 80-byte patch
-    assert gen.arena_bytes == 4000 + 58 * 46 + 80
-    # int16 conv weights + 20-byte channel constants + int8 fc weights + fc bias/multiplier/shift
-    assert gen.weight_bytes == 640 * 2 + 8 * 20 + 16000 + 4 * 4 + 4 * 8
+    # conv output (4000) + the int16 expansion of the zero-point padded input (58 x 46)
+    assert gen.arena_bytes == 4000 + 58 * 46 * 2
+    # int16 conv weights + 16-byte channel constants + int8 fc weights + fc bias/multiplier/shift
+    assert gen.weight_bytes == 640 * 2 + 8 * 16 + 16000 + 4 * 4 + 4 * 8
+    general = codegen.generate(models["tinyconv8"], tmp_path / "general", "t", general_only=True)
+    assert general.arena_bytes == 4000 + 58 * 46 + 80  # the im2col kernel: padded input + one patch
     header = gen.header.read_text()
     assert '#define KWS_MODEL_ID "tinyconv-int8"' in header
     assert "#define KWS_MODEL_INPUT_SIZE 1960" in header and "#define KWS_MODEL_OUTPUT_SIZE 4" in header

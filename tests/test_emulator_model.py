@@ -83,3 +83,24 @@ def test_tflm_backend_model_sources(tflite, tmp_path):
     subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-c", "-Wall", "-Werror",
                     "-I", str(firmware.FIRMWARE_DIR / "lib" / "kws_runtime"), "-I", str(tmp_path),
                     str(tmp_path / "kws_model_tflite.c"), "-o", str(tmp_path / "m.o")], check=True)
+
+
+def test_ref_backend_on_the_emulated_board(tflite, build, capsys):
+    """--backend ref: same generator, TFLM-reference-style kernels, bit-exact, and slower than aot."""
+    import json
+
+    from harness import cli, reference
+
+    ref = firmware.build(tflite, env="emu_m4", backend="ref", model_id="tinyconv-random")
+    assert ref.build_hash != build.build_hash and ref.generated["backend"] == "ref"
+    x = spectrogram_like(8, seed=3)
+    with emulator.start(ref) as emu, Board(emu.url, expect_build_hash=ref.build_hash) as b:
+        info = b.verify()
+        assert info.backend == "ref" and info.extra["weights"] == "op1 CONV_2D int8; op3 FULLY_CONNECTED int8"
+        got = np.array([b.infer_features(xi).scores for xi in x], dtype=np.int8)
+    np.testing.assert_array_equal(got, reference.predict(tflite, x))
+    assert cli.main(["device", "bench", "--tflite", str(tflite), "--variant", "tinyconv-random", "-n", "1", "-w", "0",
+                     "--vs-ref", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["hello"]["backend"] == "aot" and out["ref_mean"] > out["mean"] > 0
+    assert out["speedup_vs_ref"] == pytest.approx(out["ref_mean"] / out["mean"])

@@ -96,6 +96,114 @@ def test_conv_weight_layout_roundtrip(shape: tuple[int, int, int, int]) -> None:
     assert not back[:, w[0].size:].any()  # padding weights are zero
 
 
+@pytest.mark.parametrize("shape", [(8, 10, 8, 1), (7, 10, 8, 1), (3, 4, 7, 1), (2, 1, 1, 1), (6, 3, 2, 1)])
+def test_conv_fast_weight_layout_roundtrip(shape: tuple[int, int, int, int]) -> None:
+    """Replays kws_conv_dot_c's reads (blocks of 4 then 2 channels, per row and tap pair, per channel)."""
+    rng = np.random.default_rng(2)
+    w = rng.integers(-128, 128, shape).astype(np.int8)
+    out_c, k_h, k_w, _ = shape
+    layout = codegen.conv_fast_weight_layout(w.astype(np.int32))
+    oc2, pairs = out_c + out_c % 2, (k_w + 1) // 2
+    assert layout.size == oc2 * k_h * pairs * 2
+    back = np.zeros((oc2, k_h, 2 * pairs), dtype=np.int32)
+    pos = 0
+    for c0 in range(0, oc2, 4):
+        nch = 4 if oc2 - c0 >= 4 else 2
+        for ky in range(k_h):
+            for j in range(pairs):
+                for c in range(c0, c0 + nch):
+                    back[c, ky, 2 * j:2 * j + 2] = layout[pos:pos + 2]
+                    pos += 2
+    assert pos == layout.size
+    np.testing.assert_array_equal(back[:out_c, :, :k_w], w.reshape(out_c, k_h, k_w))
+    assert not back[out_c:].any() and not back[:, :, k_w:].any()
+
+
+@pytest.mark.parametrize("units, depth", [(4, 16), (7, 462), (12, 13), (3, 5), (8, 4000)])
+def test_fc_weight_layout_roundtrip(units: int, depth: int) -> None:
+    """Replays kws_fc_s8's reads: 4-unit blocks interleaved per input word, then tail bytes, then rows."""
+    w = np.random.default_rng(3).integers(-128, 128, (units, depth)).astype(np.int8)
+    flat = codegen.fc_weight_layout(w)
+    assert flat.dtype == np.int8 and flat.size == w.size
+    back = np.zeros_like(w)
+    pos, groups = 0, depth // 4
+    for u in range(0, units - units % 4, 4):
+        for g in range(groups):
+            for i in range(4):
+                back[u + i, 4 * g:4 * g + 4] = flat[pos:pos + 4]
+                pos += 4
+        for t in range(depth % 4):
+            back[u:u + 4, 4 * groups + t] = flat[pos:pos + 4]
+            pos += 4
+    for u in range(units - units % 4, units):
+        back[u] = flat[pos:pos + depth]
+        pos += depth
+    np.testing.assert_array_equal(back, w)
+
+
+def test_short_requant_proof() -> None:
+    """codegen.short_requant_ok: only right shifts 1..30, no overflow of 2 * |acc| or the rounding constant."""
+    w = np.ones((2, 10, 8, 1), dtype=np.int32)
+    bias, mult = np.array([100, -100]), np.array([1 << 30, (1 << 31) - 1])
+    assert codegen.short_requant_ok(bias, w, mult, np.array([-5, -9]), -128)
+    assert not codegen.short_requant_ok(bias, w, mult, np.array([0, -9]), -128)  # no right shift
+    assert not codegen.short_requant_ok(bias, w, mult, np.array([1, -9]), -128)  # left shift
+    assert not codegen.short_requant_ok(bias, w, mult, np.array([-31, -9]), 0)
+    assert not codegen.short_requant_ok(np.array([1 << 30, 0]), w, mult, np.array([-5, -9]), 0)  # 2|acc| >= 2^31
+    assert not codegen.short_requant_ok(bias, w, mult, np.array([-24, -9]), -128)  # zp * 2^24 too close to 2^31
+
+
+REQUANT_CHECK_C = r"""
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include "kws_arith.h"
+
+static uint64_t s = 0x9E3779B97F4A7C15ull;
+static uint32_t rnd(void) { s ^= s << 13; s ^= s >> 7; s ^= s << 17; return (uint32_t)(s >> 16); }
+
+int main(int argc, char **argv) {
+    long n = 0, bad = 0, halves = 0;
+    const long cases = argc > 1 ? atol(argv[1]) : 4000000;
+    for (long i = 0; i < cases; ++i) {
+        const int32_t right = 1 + (int32_t)(rnd() % 22);          /* 1..22 */
+        const int32_t m = (int32_t)((1u << 30) + (rnd() & 0x3FFFFFFFu));
+        const int32_t zp = (int32_t)(rnd() % 256) - 128;
+        /* |acc| < 2^30 (the proof); small ones often, so exact halves and the clamp edges occur */
+        const uint32_t r = rnd();
+        const int32_t mag = (r & 3) == 0 ? 0x3FFFFFFF : (r & 3) == 1 ? 0xFFFFF : (r & 3) == 2 ? 0x3FFF : 0xFF;
+        int32_t acc = (int32_t)(rnd() & (uint32_t)mag);
+        if (rnd() & 1) acc = -acc;
+        const int32_t mask = (int32_t)((1u << right) - 1);
+        const int8_t want = kws_requant_ch(acc, m, 0, right, mask, zp, -128, 127);
+        const int32_t add = (1 << (right - 1)) + zp * (1 << right);
+        const int8_t got = (int8_t)kws_ssat8(kws_requant_short(2 * acc, m, add, right));
+        const int32_t x = kws_srdhm(acc, m);
+        halves += (x & mask) == (1 << (right - 1));
+        bad += want != got;
+        ++n;
+    }
+    printf("%ld %ld %ld\n", n, bad, halves);
+    return 0;
+}
+"""
+
+
+def test_short_requant_equals_general_on_millions_of_cases(tmp_path: Path) -> None:
+    """kws_requant_short (SMMULR form) against kws_requant_ch (TFLite's double rounding), 4 M random cases."""
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        pytest.skip("no host C compiler")
+    (tmp_path / "check.c").write_text(REQUANT_CHECK_C)
+    exe = tmp_path / "check"
+    subprocess.run([cc, "-O2", "-std=c99", "-I", str(codegen.RUNTIME_DIR), str(tmp_path / "check.c"), "-o", str(exe)],
+                   check=True, capture_output=True)
+    n, bad, halves = map(int, subprocess.run([str(exe), "4000000"], capture_output=True, text=True,
+                                             check=True).stdout.split())
+    assert n == 4_000_000 and halves > 10_000  # exact halves (the rounding corner) are exercised
+    assert bad == 0, f"{bad} of {n} short requantizations differ from the general path"
+
+
 def _step(i: int, o: int, scratch: int = 0, alias: bool = False) -> codegen._Step:
     return codegen._Step("OP", "", "f({in}, {out}, {scratch});", i, o, scratch_bytes=scratch, alias=alias)
 
@@ -135,3 +243,5 @@ def test_runtime_compiles_warning_free_for_cortex_m4(tmp_path: Path) -> None:
                              capture_output=True, text=True).stdout
         if src.stem in ("kws_conv", "kws_fc"):
             assert "smlad" in dis and "sxtb16" in dis, f"{src.name} does not use the DSP instructions"
+        if src.stem == "kws_fc":
+            assert "ldmia" in dis, "kws_fc.c: the 4-unit loop should fetch its weights with one LDM"

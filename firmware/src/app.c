@@ -56,18 +56,23 @@ static int argmax(const int8_t *s, int n) {
   return best;
 }
 
+/* How the generated model stores each layer's weights (codegen: int8, 2/4/6-bit packed). */
+#ifndef KWS_MODEL_WEIGHT_FORMAT
+#define KWS_MODEL_WEIGHT_FORMAT "as in the .tflite"
+#endif
+
 static void handle_hello(const kws_frame_t *req) {
   int n = snprintf((char *)tx, sizeof tx,
                    "protocol=%u\nfirmware=%s\nbuild_hash=%s\nmodel_id=%s\nbackend=%s\nboard=%s\n"
                    "clock_hz=%lu\ntimer_unit=%s\ntimer_source=%s\ninput_size=%u\noutput_size=%u\n"
                    "arena_bytes=%lu\nram_bytes=%lu\nmax_payload=%u\naudio_samples=%u\n"
-                   "compiler=%s\ncflags=%s\ntiming=%s\n",
+                   "compiler=%s\ncflags=%s\ntiming=%s\nweights=%s\n",
                    KWS_PROTOCOL_VERSION, KWS_FIRMWARE_VERSION, KWS_BUILD_HASH, (const char *)kws_model_id,
                    KWS_BACKEND_NAME, board_name(), (unsigned long)board_clock_hz(), board_timer_unit(),
                    board_timer_source(), (unsigned)KWS_MODEL_INPUT_SIZE, (unsigned)KWS_MODEL_OUTPUT_SIZE,
                    (unsigned long)kws_model_arena_bytes, (unsigned long)board_ram_bytes(),
                    (unsigned)KWS_MAX_PAYLOAD, (unsigned)AUDIO_SAMPLES, KWS_COMPILER, KWS_BUILD_CFLAGS,
-                   board_timing_method());
+                   board_timing_method(), KWS_MODEL_WEIGHT_FORMAT);
   if (n < 0 || n >= (int)sizeof tx) n = (int)sizeof tx - 1;
   respond(req, tx, (uint16_t)n);
 }

@@ -23,7 +23,7 @@ measured: device (the worker's --device), place, exporter, exporter_host (labgri
 
 Metric names used by the suites (units in brackets): accuracy, accuracy_<class>, tflite_accuracy
 [fraction]; params, nonzero_params, flops [count]; flash_estimate, ram_estimate, flash, ram,
-flash_model [B]; host_latency_cpu, host_latency_gpu [ms]; device_network, device_preprocessing,
+flash_model, model_rodata [B]; host_latency_cpu, host_latency_gpu [ms]; device_network, device_preprocessing,
 device_postprocessing, device_total [the board's timer unit: instructions or cycles];
 device_accuracy, exact_fraction [fraction]; exact [bool 0/1]; device_host_ratio;
 device_network_cycles_est, device_preprocessing_cycles_est [cycles], device_network_ms_est,

@@ -1,4 +1,4 @@
-"""``python -m harness build VARIANT --env ENV [--backend aot|tflm] [--json]``: one firmware build."""
+"""``python -m harness build VARIANT --env ENV [--backend aot|ref|tflm] [--json]``: one firmware build."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "RAM/Flash against the board's 1 MB / 256 KB).")
     p.add_argument("variant", help="variant id (e.g. ptq-sym-8) or path to an int8 .tflite")
     p.add_argument("--env", default="emu_m4", choices=["emu_m4", "native", "nano33ble"])
-    p.add_argument("--backend", default="aot", choices=["aot", "tflm"],
-                   help="aot: the project's compiled runtime; tflm: TensorFlow Lite Micro (nano33ble only)")
+    p.add_argument("--backend", default="aot", choices=["aot", "ref", "tflm"],
+                   help="aot: the project's compiled runtime; ref: TFLM-reference-style kernels from the same "
+                        "generator; tflm: TensorFlow Lite Micro (nano33ble only)")
     p.add_argument("--model-id", help="model id reported by HELLO (default: the variant id or file stem)")
     p.add_argument("--force", action="store_true", help="rebuild even if a cached build exists")
     p.add_argument("--json", action="store_true", help="print the build as JSON")

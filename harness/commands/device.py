@@ -1,5 +1,7 @@
 """``python -m harness device hello|infer|bench|serve [--device DEV] [--variant ID] [--json]``.
 
+``bench --vs-ref`` also runs the ``--backend ref`` build of the same model and prints the speedup.
+
 ``serve`` starts an emulated board for a build and prints its ``socket://`` URL (with ``?board=``,
 the firmware it runs) until Ctrl-C, so another process can use it
 (``pytest suites/ --variants ID --device=socket://127.0.0.1:PORT?board=emu_m4``).
@@ -34,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                        "labgrid:PLACE (LG_COORDINATOR)")
         a.add_argument("--variant", help="variant id whose firmware runs on the board")
         a.add_argument("--tflite", help="int8 .tflite to build instead of a variant")
-        a.add_argument("--backend", default="aot", choices=["aot", "tflm"])
+        a.add_argument("--backend", default="aot", choices=["aot", "ref", "tflm"],
+                       help="aot: fast kernels (default); ref: TFLM-reference-style loops; tflm: real board only")
         a.add_argument("--no-flash", action="store_true", help="real board: do not upload, only check the build hash")
         a.add_argument("--json", action="store_true")
         if name == "infer":
@@ -44,6 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         if name == "bench":
             a.add_argument("-n", type=int, default=10, help="timed inferences (default 10)")
             a.add_argument("-w", "--warmup", type=int, default=2, help="warm-up inferences (default 2)")
+            a.add_argument("--vs-ref", action="store_true",
+                           help="also bench the same model with --backend ref on the same board kind and print "
+                                "the speedup ref / this backend")
         a.set_defaults(func=run)
 
 
@@ -77,6 +83,21 @@ def _serve(spec, build) -> int:
         while emu.alive():
             time.sleep(0.5)
     return 0
+
+
+def _bench_ref(args: argparse.Namespace, spec, build, mean: float) -> dict:
+    """The same model built with --backend ref, benched the same way: the ratio a user quotes."""
+    from harness.device import boards, firmware
+
+    if build is None or build.tflite is None:
+        raise HarnessError("device bench --vs-ref: needs a --variant or --tflite")
+    if args.backend == "ref":
+        raise HarnessError("device bench --vs-ref: the backend is ref already; use --backend aot")
+    ref_build = firmware.build(build.tflite, env=spec.env, backend="ref", model_id=build.model_id)
+    with boards.session(spec, ref_build, flash=not args.no_flash) as board:
+        board.infer_features(np.zeros(board.info.input_size, dtype=np.int8))
+        r = board.bench(args.n, args.warmup)
+    return {"ref_mean": r.mean, "speedup_vs_ref": r.mean / mean if mean else None}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -119,6 +140,8 @@ def run(args: argparse.Namespace) -> int:
             if build is not None and build.generated.get("macs"):
                 out["per_mac"] = r.mean / build.generated["macs"]
         out["link"] = dict(board.stats)
+    if args.action == "bench" and getattr(args, "vs_ref", False):
+        out.update(_bench_ref(args, spec, build, out["mean"]))
     # A board whose scores differ from the reference is a failure, whatever else it printed.
     mismatch = "identical_to_reference" in out and out["identical_to_reference"] < out["samples"]
     if args.json:
@@ -144,6 +167,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.action == "bench":
         print(f"  bench n={out['n']} w={out['warmup']}: mean {out['mean']:.0f} {unit}, min {out['min']}, "
               f"max {out['max']}" + (f", {out['per_mac']:.2f} {unit}/MAC" if "per_mac" in out else ""))
+        if "ref_mean" in out:
+            print(f"  backend ref: mean {out['ref_mean']:.0f} {unit}; {h['backend']} is {out['speedup_vs_ref']:.1f}x faster")
     if mismatch:
         print(f"error: {out['samples'] - out['identical_to_reference']}/{out['samples']} inferences differ from the "
               f"TFLM reference", file=sys.stderr)

@@ -71,10 +71,11 @@ def frontend_split(by_symbol: dict[str, dict[str, int]]) -> dict[str, dict[str, 
 
 def _ref_network(target: Any, model_id: str, features: np.ndarray) -> dict[str, Any] | str:
     """The ref backend's traced network window, or why there is none."""
-    from harness.device import cycles, firmware
+    from harness.bench import pipeline
+    from harness.device import cycles
 
     try:
-        built = firmware.build(target, env="emu_m4", backend="ref", model_id=model_id)
+        built = pipeline.build(target, env="emu_m4", backend="ref", model_id=model_id)
     except HarnessError as exc:
         if "unknown backend" in str(exc):  # this checkout has no ref backend yet
             return NO_REF
@@ -85,10 +86,11 @@ def _ref_network(target: Any, model_id: str, features: np.ndarray) -> dict[str, 
 def measure(target: Any, clip: np.ndarray, features: np.ndarray, with_ref: bool = True,
             model_id: str | None = None) -> dict[str, Any]:
     """One row of the table for a variant id or a .tflite (plain numbers; formatting is the caller's)."""
-    from harness.device import cycles, firmware
+    from harness.bench import pipeline
+    from harness.device import cycles
 
     variant = model_id or str(target)
-    built = firmware.build(target, env="emu_m4", backend="aot", model_id=variant)
+    built = pipeline.build(target, env="emu_m4", backend="aot", model_id=variant)
     est = cycles.trace_firmware(built, features, clip)
     net, pre = est["network"], est["preprocessing"]
     macs = int((built.generated or {}).get("macs") or 0)

@@ -34,6 +34,7 @@ from harness.paths import FIRMWARE_DIR
 
 RUNTIME_DIR = FIRMWARE_DIR / "lib" / "kws_runtime"
 SUPPORTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "RESHAPE", "SOFTMAX")
+BACKENDS = ("aot", "ref")  # fast kernels / TFLM-reference-style loops (kws_ref.c), same generator
 _ALIGN = 4  # arena offsets; kernels load words through memcpy, so 4 is enough for LDR
 _ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6"}
 
@@ -53,9 +54,12 @@ class GeneratedModel:
     input_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
     op_macs: tuple[int, ...] = field(default=())
+    backend: str = "aot"
+    weight_formats: tuple[str, ...] = field(default=())  # per CONV_2D / FULLY_CONNECTED: "int8", "4bit", ...
 
     def summary(self) -> dict[str, Any]:
-        return {"dir": str(self.dir), "model_id": self.model_id, "ops": list(self.ops),
+        return {"dir": str(self.dir), "model_id": self.model_id, "ops": list(self.ops), "backend": self.backend,
+                "weight_formats": list(self.weight_formats),
                 "arena_bytes": self.arena_bytes, "weight_bytes": self.weight_bytes, "macs": self.macs,
                 "op_macs": list(self.op_macs), "input_shape": list(self.input_shape),
                 "output_shape": list(self.output_shape)}
@@ -160,9 +164,15 @@ class _Step:
 class _Lowering:
     """Turns each supported op into a _Step; everything TFLM does in Prepare happens here."""
 
-    def __init__(self, model: tflite_info.TfliteModel, where: str):
+    def __init__(self, model: tflite_info.TfliteModel, where: str, backend: str = "aot", general_only: bool = False,
+                 pack: bool = True):
         self.m = model
+        self.pack = pack  # store weights with few levels per channel as 2/4/6-bit codes + tables
+        self.packing: dict[str, int] = {}  # op prefix -> bits per stored weight (8: int8 as exported)
+        self.sparse_alt: dict[str, tuple[_Step, int, str]] = {}  # op prefix -> (sparse step, extra time, name)
         self.where = where
+        self.backend = backend
+        self.general_only = general_only  # tests: force the general kernels where a fast path applies
 
     def err(self, op: tflite_info.OpInfo, msg: str) -> HarnessError:
         return HarnessError(f"{self.where}: op {op.index} {op.name}: {msg}")
@@ -238,10 +248,27 @@ class _Lowering:
         mult, shift = self._per_channel(x.scales[0], w_scales, y.scales[0])
         act_min, act_max = activation_range(int(o.get("fusedActivationFunction", 0)), y.scales[0], out_zp,
                                             f"{self.where}: op {op.index} {op.name}")
+        macs = out_h * out_w * out_c * k_h * k_w * in_c
+        p = f"op{k}"
+        if self.backend == "ref":
+            raw_bias = self.int32(self.bias(op, out_c), "bias", self.where)
+            arrays = (_c_array("int8_t", f"{p}_weights", w) + _c_array("int32_t", f"{p}_bias", raw_bias)
+                      + _c_array("int32_t", f"{p}_mult", mult) + _c_array("int32_t", f"{p}_shift", shift))
+            fields = dict(in_h=in_h, in_w=in_w, in_c=in_c, out_h=out_h, out_w=out_w, out_c=out_c, k_h=k_h, k_w=k_w,
+                          stride_h=s_h, stride_w=s_w, pad_top=pad_top, pad_left=pad_left, input_offset=-in_zp,
+                          output_zp=out_zp, act_min=act_min, act_max=act_max, weights=f"{p}_weights",
+                          bias=f"{p}_bias", multiplier=f"{p}_mult", shift=f"{p}_shift")
+            return _Step(op.name, arrays + _c_struct("kws_ref_conv2d_t", p, fields),
+                         f"kws_ref_conv2d_s8(&{p}, {{in}}, {{out}});", op.inputs[0], op.outputs[0],
+                         macs=macs, const_bytes=w.size + out_c * 12)
         # Fold the input offset: sum w * (x - zp) = sum w * x - zp * sum w (padding holds zp).
         bias = self.bias(op, out_c) - in_zp * w.reshape(out_c, -1).sum(axis=1)
+        if conv_fast_applies(in_c, s_w) and not self.general_only:
+            return self.conv_2d_fast(op, p, w, bias, mult, shift, macs,
+                                     dict(in_h=in_h, in_w=in_w, out_h=out_h, out_w=out_w, out_c=out_c, k_h=k_h,
+                                          k_w=k_w, stride_h=s_h, pad_top=pad_top, pad_left=pad_left,
+                                          input_zp=in_zp, output_zp=out_zp, act_min=act_min, act_max=act_max))
         layout = conv_weight_layout(w)
-        p = f"op{k}"
         words = layout.astype("<i2").view("<u4")  # (w0, w2) and (w1, w3) pairs, one SMLAD operand each
         arrays = (_c_array("uint32_t", f"{p}_weights", words)
                   + _channel_q_array(f"{p}_channels", self.int32(bias, "folded bias", self.where), mult, shift))
@@ -253,9 +280,77 @@ class _Lowering:
                       weights=f"{p}_weights", channels=f"{p}_channels")
         return _Step(op.name, arrays + _c_struct("kws_conv2d_t", p, fields),
                      f"kws_conv2d_s8(&{p}, {{in}}, {{out}}, {{scratch}});", op.inputs[0], op.outputs[0],
-                     macs=out_h * out_w * out_c * k_h * k_w * in_c,
-                     const_bytes=layout.size * 2 + out_c * 20,
+                     macs=macs, const_bytes=layout.size * 2 + out_c * 20,
                      scratch_bytes=conv_k_padded(w) + (padded_h * padded_w * in_c if needs_pad else 0))
+
+    def conv_2d_fast(self, op: tflite_info.OpInfo, p: str, w: np.ndarray, bias: np.ndarray, mult: np.ndarray,
+                     shift: np.ndarray, macs: int, g: dict[str, int]) -> _Step:
+        """kws_conv2d_fast_s8: int16-expanded input, 2 positions x 4 channels per block (see kws_conv_fast.c)."""
+        out_c, k_h, k_w, out_w, out_h = g["out_c"], g["k_h"], g["k_w"], g["out_w"], g["out_h"]
+        pairs = (k_w + 1) // 2
+        row_q = 2 * (out_w + (out_w & 1) - 1) + 2 * pairs
+        rows_q = (out_h - 1) * g["stride_h"] + k_h
+        short_q = short_requant_ok(bias, w, mult, shift, g["output_zp"])
+        scale = 2 if short_q else 1
+        packed = conv_fast_weight_layout(w * scale)
+        oc_pad = out_c + (out_c & 1)
+        rows = []
+        for c in range(oc_pad):  # kws_fast_q_t {multiplier, add, right, bias}
+            if c >= out_c:
+                rows.append("    {0, 0, 0, 0},")
+                continue
+            b, m, sh = int(bias[c]) * scale, int(mult[c]), int(shift[c])
+            if short_q:
+                right = -sh
+                rows.append(f"    {{{m}, {(1 << (right - 1)) + g['output_zp'] * (1 << right)}, {right}, {b}}},")
+            else:
+                rows.append(f"    {{{m}, {max(sh, 0)}, {max(-sh, 0)}, {b}}},")
+        self.int32(np.asarray(bias, dtype=np.int64) * scale, "folded bias", self.where)
+        consts = f"static const kws_fast_q_t {p}_channels[{oc_pad}] = {{\n" + "\n".join(rows) + "\n};\n"
+        full_range = (g["act_min"], g["act_max"]) == (-128, 127)
+        fused = short_q and full_range and out_w % 2 == 0
+        last_c = (oc_pad - 1) // 4 * 4
+        if fused:  # one generated function per pair of output positions, all channels
+            fns = {"full": f"kws_gen_{p}_pair"}
+            asm = conv_pair_asm(fns["full"], out_c, k_h, pairs, row_q)
+        else:  # generated dot products, C requantization
+            fns = {"last": f"kws_gen_{p}_dot{oc_pad - last_c}"}
+            if last_c:
+                fns["full"] = f"kws_gen_{p}_dot4"
+            asm = "".join(conv_dot_asm(name, int(name[-1]), k_h, pairs, row_q) for name in sorted(set(fns.values())))
+        protos = "".join(f"void {name}(const int16_t *x, const uint32_t *w, void *acc_or_q, int8_t *out);\n"
+                         for name in sorted(set(fns.values())))
+        ids = conv_fast_channel_ids(out_c, k_h, pairs)
+        pk = pack_weights(conv_fast_weight_layout(w), ids, oc_pad) if self.pack else None  # tables unscaled
+        if pk is not None and pk[0] > 4:
+            pk = None  # 6 bits save a few hundred bytes here but cost ~2 % of TinyConv's time: keep int16
+        if pk is None:
+            weight_decl, bits, w_bytes, dec_bytes = _c_array("uint32_t", f"{p}_weights", packed.astype("<i2").view("<u4")), 0, packed.size * 2, 0
+        else:
+            bits, codes, tables = pk
+            if codes.size + tables.size >= packed.size * 2:
+                pk, bits = None, 0
+        if pk is None:
+            weight_decl, bits, w_bytes, dec_bytes = _c_array("uint32_t", f"{p}_weights", packed.astype("<i2").view("<u4")), 0, packed.size * 2, 0
+        else:
+            weight_decl = (_c_array("uint8_t", f"{p}_packed", codes) + _c_array("int8_t", f"{p}_tables", tables))
+            w_bytes, dec_bytes = codes.size + tables.size, packed.size * 2
+        self.packing[p] = bits or 8
+        decls = (weight_decl + consts
+                 + f"#if KWS_USE_DSP && defined(__thumb2__)\n{asm}{protos}"
+                 + "".join(f"#define {p}_DOT_{k.upper()} {v}\n" for k, v in fns.items())
+                 + "#endif\n" + "".join(f"#ifndef {p}_DOT_{k}\n#define {p}_DOT_{k} 0\n#endif\n" for k in ("FULL", "LAST")))
+        fields = dict(in_h=g["in_h"], in_w=g["in_w"], out_h=out_h, out_w=out_w, out_c=out_c, k_h=k_h, pairs=pairs,
+                      stride_h=g["stride_h"], pad_top=g["pad_top"], pad_left=g["pad_left"], rows_q=rows_q,
+                      row_q=row_q, short_q=int(short_q), full_range=int(full_range), fused=int(fused),
+                      input_zp=g["input_zp"], output_zp=g["output_zp"], act_min=g["act_min"], act_max=g["act_max"],
+                      weights=f"{p}_weights" if not bits else "0", channels=f"{p}_channels", bits=bits,
+                      packed=f"{p}_packed" if bits else "0", tables=f"{p}_tables" if bits else "0",
+                      dot_full=f"{p}_DOT_FULL",
+                      dot_last=f"{p}_DOT_LAST")
+        return _Step(op.name, decls + _c_struct("kws_conv2d_fast_t", p, fields),
+                     f"kws_conv2d_fast_s8(&{p}, {{in}}, {{out}}, {{scratch}});", op.inputs[0], op.outputs[0],
+                     macs=macs, const_bytes=w_bytes + oc_pad * 16, scratch_bytes=rows_q * row_q * 2 + dec_bytes)
 
     def depthwise_conv_2d(self, op: tflite_info.OpInfo, k: int) -> _Step:
         o = op.options
@@ -317,9 +412,47 @@ class _Lowering:
         out_zp = y.zero_points[0]
         act_min, act_max = activation_range(int(o.get("fusedActivationFunction", 0)), out_s, out_zp,
                                             f"{self.where}: op {op.index} {op.name}")
-        bias = self.bias(op, units) - x.zero_points[0] * w.sum(axis=1)
         p = f"op{k}"
-        arrays = (_c_array("int8_t", f"{p}_weights", w) + _c_array("int32_t", f"{p}_bias", self.int32(bias, "folded bias", self.where))
+        if self.backend == "ref":
+            arrays = (_c_array("int8_t", f"{p}_weights", w)
+                      + _c_array("int32_t", f"{p}_bias", self.int32(self.bias(op, units), "bias", self.where))
+                      + _c_array("int32_t", f"{p}_mult", mult) + _c_array("int32_t", f"{p}_shift", shift))
+            fields = dict(batches=n_in // depth, depth=depth, units=units, input_offset=-x.zero_points[0],
+                          output_zp=out_zp, act_min=act_min, act_max=act_max, per_channel=int(per_channel),
+                          weights=f"{p}_weights", bias=f"{p}_bias", multiplier=f"{p}_mult", shift=f"{p}_shift")
+            return _Step(op.name, arrays + _c_struct("kws_ref_fc_t", p, fields),
+                         f"kws_ref_fc_s8(&{p}, {{in}}, {{out}});", op.inputs[0], op.outputs[0],
+                         macs=(n_in // depth) * units * depth, const_bytes=w.size + units * 4 + mult.size * 8)
+        bias = self.bias(op, units) - x.zero_points[0] * w.sum(axis=1)
+        sparse = self.fc_sparse(op, p, w, bias, mult, shift, n_in // depth, units, depth, per_channel, out_zp,
+                                 act_min, act_max) if self.pack else None
+        pk = (pack_weights(w.reshape(-1), np.repeat(np.arange(units), depth), units)
+              if self.pack and depth % 4 == 0 else None)
+        if pk is not None and sparse is not None and sparse[0].const_bytes < pk[1].size + pk[2].size + units * 4:
+            pk = None  # sparse is smaller than the packed codes: offer it (generate() decides on time)
+        if pk is not None and pk[1].size + pk[2].size >= w.size:
+            pk = None  # tables would eat the saving (few weights per channel)
+        if pk is not None:
+            bits, codes, tables = pk
+            self.packing[p] = bits
+            if bits == 4:  # full 4-unit blocks interleaved per input word (kws_fc_dot4_q4 reads one stream)
+                full, rows = units // 4 * 4, codes.reshape(units, -1)
+                codes = np.concatenate([rows[b:b + 4].reshape(4, -1, 2).transpose(1, 0, 2).reshape(-1)
+                                        for b in range(0, full, 4)] + [rows[full:].reshape(-1)])
+            arrays = (_c_array("uint8_t", f"{p}_packed", codes) + _c_array("int8_t", f"{p}_tables", tables)
+                      + _c_array("int32_t", f"{p}_bias", self.int32(bias, "folded bias", self.where))
+                      + _c_array("int32_t", f"{p}_mult", mult) + _c_array("int32_t", f"{p}_shift", shift))
+            fields = dict(batches=n_in // depth, depth=depth, units=units, output_zp=out_zp, act_min=act_min,
+                          act_max=act_max, per_channel=int(per_channel), bits=bits, packed=f"{p}_packed",
+                          tables=f"{p}_tables", bias=f"{p}_bias", multiplier=f"{p}_mult", shift=f"{p}_shift")
+            self.sparse_alt.pop(p, None)
+            return _Step(op.name, arrays + _c_struct("kws_fc_packed_t", p, fields),
+                         f"kws_fc_packed_s8(&{p}, {{in}}, {{out}}, {{scratch}});", op.inputs[0], op.outputs[0],
+                         macs=(n_in // depth) * units * depth,
+                         scratch_bytes=16 * 64 + {2: 4 * 1024, 4: 4 * 512, 6: 0}[bits],  # chunk + byte tables
+                         const_bytes=codes.size + tables.size + units * 4 + mult.size * 8)
+        self.packing[p] = 8
+        arrays = (_c_array("int8_t", f"{p}_weights", fc_weight_layout(w)) + _c_array("int32_t", f"{p}_bias", self.int32(bias, "folded bias", self.where))
                   + _c_array("int32_t", f"{p}_mult", mult) + _c_array("int32_t", f"{p}_shift", shift))
         fields = dict(batches=n_in // depth, depth=depth, units=units, output_zp=out_zp, act_min=act_min,
                       act_max=act_max, per_channel=int(per_channel), weights=f"{p}_weights", bias=f"{p}_bias",
@@ -327,6 +460,30 @@ class _Lowering:
         return _Step(op.name, arrays + _c_struct("kws_fc_t", p, fields), f"kws_fc_s8(&{p}, {{in}}, {{out}});",
                      op.inputs[0], op.outputs[0], macs=(n_in // depth) * units * depth,
                      const_bytes=w.size + units * 4 + mult.size * 8)
+
+    def fc_sparse(self, op: tflite_info.OpInfo, p: str, w: np.ndarray, bias: np.ndarray, mult: np.ndarray,
+                  shift: np.ndarray, batches: int, units: int, depth: int, per_channel: bool, out_zp: int,
+                  act_min: int, act_max: int) -> tuple[_Step, int] | None:
+        """The kws_fc_sparse_s8 step for these weights if it is smaller than int8, with its estimated
+        extra instructions over the dense kernel (generate() keeps it when that stays small)."""
+        groups, steps, values = sparse_fc_encode(w)
+        nbytes = steps.size + values.size + groups.size * 2 + units * 4 + mult.size * 8
+        dense_bytes = w.size + units * 4 + mult.size * 8
+        if nbytes >= dense_bytes:
+            return None
+        extra = int(batches * (SPARSE_INSTR_PER_GROUP * int(groups.sum()) - DENSE_FC_INSTR_PER_MAC * w.size))
+        arrays = (_c_array("uint16_t", f"{p}_groups", groups) + _c_array("uint8_t", f"{p}_steps", steps)
+                  + _c_array("int8_t", f"{p}_values", values)
+                  + _c_array("int32_t", f"{p}_bias", self.int32(bias, "folded bias", self.where))
+                  + _c_array("int32_t", f"{p}_mult", mult) + _c_array("int32_t", f"{p}_shift", shift))
+        fields = dict(batches=batches, depth=depth, units=units, output_zp=out_zp, act_min=act_min, act_max=act_max,
+                      per_channel=int(per_channel), groups=f"{p}_groups", steps=f"{p}_steps", values=f"{p}_values",
+                      bias=f"{p}_bias", multiplier=f"{p}_mult", shift=f"{p}_shift")
+        step = _Step(op.name, arrays + _c_struct("kws_fc_sparse_t", p, fields), f"kws_fc_sparse_s8(&{p}, {{in}}, {{out}});",
+                     op.inputs[0], op.outputs[0], macs=batches * units * depth, const_bytes=nbytes)
+        nonzero = int((w != 0).sum())
+        self.sparse_alt[p] = (step, extra, f"sparse {100 * nonzero / max(w.size, 1):.1f}% nonzero")
+        return step, extra
 
     def softmax(self, op: tflite_info.OpInfo, k: int) -> _Step:
         x = self.int8_activation(op, op.inputs[0], "input")
@@ -367,6 +524,222 @@ def softmax_params(beta: float, input_scale: float, integer_bits: int = 5) -> tu
         raise HarnessError(f"softmax input scale {input_scale} with beta {beta} is too small for the int8 kernel")
     radius = math.floor(((1 << integer_bits) - 1) * (1 << (31 - integer_bits)) / (1 << left_shift))
     return mult, left_shift, -radius
+
+
+PACK_BITS = (2, 4, 6)
+# Cortex-M4 instructions, measured on the emulated board: kws_fc_dot4_asm per MAC, kws_fc_sparse_s8 per
+# group of 4 stored weights (used to keep sparse FCs only where they cost little time).
+DENSE_FC_INSTR_PER_MAC = 1.375
+SPARSE_INSTR_PER_GROUP = 24.5
+SPARSE_MAX_EXTRA = 0.025  # of the network's MACs: at 0.87 instructions/MAC, under 3 % of the network's time
+
+
+def sparse_fc_encode(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """FC rows as kws_fc_sparse_s8 reads them: (groups per unit, 4-bit position steps, int8 values).
+
+    Each unit's nonzeros in order, each with the step from the previous position (the first from 0);
+    steps over 15 go through zero-valued fillers, and zero-valued entries with step 0 fill the last
+    group of 4.
+    """
+    groups, steps, values = [], [], []
+    for row in np.asarray(w):
+        st, va, pos = [], [], 0
+        for i in np.flatnonzero(row).tolist():
+            gap = i - pos
+            while gap > 15:
+                st.append(15)
+                va.append(0)
+                gap -= 15
+            st.append(gap)
+            va.append(int(row[i]))
+            pos = i
+        while len(st) % 4:
+            st.append(0)
+            va.append(0)
+        groups.append(len(st) // 4)
+        steps += [st[k] | st[k + 1] << 4 for k in range(0, len(st), 2)]
+        values += va
+    return (np.array(groups, dtype=np.uint16), np.array(steps, dtype=np.uint8), np.array(values, dtype=np.int8))
+
+
+def pack_weights(values: np.ndarray, channel: np.ndarray, n_channels: int) -> tuple[int, np.ndarray, np.ndarray] | None:
+    """Weights as b-bit codes + a per-channel table of their values, or None if 8 bits are needed.
+
+    ``values`` is the weight stream in the order the kernel reads it (length a multiple of 4),
+    ``channel`` the output channel of each element. b is the smallest of 2/4/6 with at most 2^b
+    distinct values in every channel; codes are the index of the value in the channel's sorted
+    table, packed LSB first (4 codes fill b/2 bytes). Decoding is a table lookup, exact.
+    """
+    values, channel = np.asarray(values).reshape(-1), np.asarray(channel).reshape(-1)
+    if values.size % 4:
+        return None
+    levels = [np.unique(values[channel == c]) for c in range(n_channels)]
+    most = max((len(v) for v in levels), default=1)
+    bits = next((b for b in PACK_BITS if most <= (1 << b)), None)
+    if bits is None:
+        return None
+    tables = np.zeros((n_channels, 1 << bits), dtype=np.int64)
+    codes = np.zeros(values.size, dtype=np.int64)
+    for c, lv in enumerate(levels):
+        tables[c, :len(lv)] = lv
+        sel = channel == c
+        codes[sel] = np.searchsorted(lv, values[sel])
+    bitpos = np.arange(values.size) * bits
+    stream = np.zeros((values.size * bits + 7) // 8 + 1, dtype=np.int64)
+    for k in range(bits):  # scatter each code bit into its byte
+        bit = (codes >> k) & 1
+        pos = bitpos + k
+        np.add.at(stream, pos // 8, bit << (pos % 8))
+    return bits, stream[:values.size * bits // 8].astype(np.uint8), tables
+
+
+def conv_fast_channel_ids(out_c: int, k_h: int, pairs: int) -> np.ndarray:
+    """Output channel of each int16 of conv_fast_weight_layout (padding channels included)."""
+    oc2, ids = out_c + (out_c & 1), []
+    for c0 in range(0, oc2, 4):
+        n = 4 if oc2 - c0 >= 4 else 2
+        ids.append(np.tile(np.repeat(np.arange(c0, c0 + n), 2), k_h * pairs))
+    return np.concatenate(ids)
+
+
+def fc_weight_layout(w: np.ndarray) -> np.ndarray:
+    """FULLY_CONNECTED weights [units, depth] in the order kws_fc_s8 reads them.
+
+    Blocks of 4 units: for each group of 4 inputs the 4 units' 4 bytes, then for each of the
+    depth % 4 tail inputs the 4 units' bytes; the units % 4 leftover rows follow row-major.
+    """
+    units, depth = w.shape
+    groups, blocks = depth // 4, units // 4
+    parts = []
+    for b in range(blocks):
+        blk = w[4 * b:4 * b + 4]
+        parts.append(blk[:, :groups * 4].reshape(4, groups, 4).transpose(1, 0, 2).reshape(-1))
+        parts.append(blk[:, groups * 4:].T.reshape(-1))
+    parts.append(w[blocks * 4:].reshape(-1))
+    return np.concatenate(parts).astype(np.int8)
+
+
+def conv_fast_applies(in_c: int, stride_w: int) -> bool:
+    """Shapes kws_conv2d_fast_s8 covers: one input channel, horizontal stride 2 (TinyConv)."""
+    return in_c == 1 and stride_w == 2
+
+
+def short_requant_ok(bias: np.ndarray, w: np.ndarray, mult: np.ndarray, shift: np.ndarray, out_zp: int) -> bool:
+    """Whether kws_requant_short is exact for every accumulator this layer can produce.
+
+    Inputs are int8, so |sum w * x| <= 128 * sum |w|; the doubled accumulator must stay below 2^31,
+    every right shift must be 1..30 with no left shift, and the rounding constant plus the
+    SMMULR result (|x| <= 2^30) must not overflow.
+    """
+    out_c = len(bias)
+    bound = np.abs(np.asarray(bias, dtype=np.int64)) + 128 * np.abs(w.reshape(out_c, -1).astype(np.int64)).sum(axis=1)
+    if (2 * bound >= (1 << 31)).any():
+        return False
+    for s in np.asarray(shift).tolist():
+        if not -30 <= s <= -1:
+            return False
+        right = -s
+        if abs((1 << (right - 1)) + out_zp * (1 << right)) >= (1 << 30) - 1:
+            return False
+    return bool((np.asarray(mult) >= 0).all())
+
+
+def conv_fast_weight_layout(w: np.ndarray) -> np.ndarray:
+    """CONV_2D weights [out_c, k_h, k_w, 1] as the int16 stream kws_conv2d_fast_s8 reads.
+
+    k_w is padded to even and out_c to even with zeros; channels go in blocks of 4 (then one of 2);
+    within a block, for each kernel row and tap pair (kx, kx+1), one int16 pair per channel.
+    """
+    out_c, k_h, k_w = w.shape[:3]
+    kw2, oc2 = k_w + (k_w & 1), out_c + (out_c & 1)
+    full = np.zeros((oc2, k_h, kw2), dtype=np.int16)
+    full[:out_c, :, :k_w] = w.reshape(out_c, k_h, k_w)
+    parts = []
+    for c in range(0, oc2, 4):
+        n = 4 if oc2 - c >= 4 else 2
+        blk = full[c:c + n].reshape(n, k_h, kw2 // 2, 2)  # [ch, ky, pair, 2]
+        parts.append(blk.transpose(1, 2, 0, 3).reshape(-1))  # ky, pair, ch, (lo, hi)
+    return np.concatenate(parts)
+
+
+def _dot_steps(nch: int, k_h: int, pairs: int, row_q: int) -> list[str]:
+    """The unrolled multiply-accumulate of one block: input pairs from r12, weights from lr (post-increment)."""
+    lines, base = [], 0
+    for ky in range(k_h):
+        for j in range(pairs):
+            off = ky * row_q * 2 + j * 4
+            if off - base > 1020:  # LDRD reaches 1020 bytes: move the base to this kernel row
+                delta = ky * row_q * 2 - base
+                lines += [f"movw r8, #{delta}", "add r12, r12, r8"]
+                base += delta
+            lines.append(f"ldrd r8, r9, [r12, #{off - base}]")
+            for half in range(nch // 2):
+                a = 4 * half
+                lines += ["ldrd r10, r11, [lr], #8",
+                          f"smlad r{a}, r10, r8, r{a}", f"smlad r{a + 1}, r10, r9, r{a + 1}",
+                          f"smlad r{a + 2}, r11, r8, r{a + 2}", f"smlad r{a + 3}, r11, r9, r{a + 3}"]
+    return lines
+
+
+def _asm_function(name: str, lines: list[str]) -> str:
+    head = [".pushsection .text." + name + ',\\"ax\\",%progbits', ".syntax unified", ".thumb", ".p2align 2",
+            f".global {name}", ".thumb_func", f".type {name}, %function", f"{name}:"]
+    tail = [f".size {name}, .-{name}", ".popsection"]
+    return "__asm__(\n" + "".join(f'    "{line}\\n"\n' for line in head + lines + tail) + ");\n"
+
+
+def conv_dot_asm(name: str, nch: int, k_h: int, pairs: int, row_q: int) -> str:
+    """Thumb-2 code for one block of kws_conv2d_fast_s8 (kws_conv_dot_c's loop, fully unrolled).
+
+    r0-r7 accumulators (channel c, position p in r(2c+p)), r8/r9 the two positions' input pair
+    (one LDRD at an immediate offset from r12), r10/r11 two channels' weight pairs (LDRD with
+    post-increment from lr). AAPCS: r0 = x, r1 = w, r2 = acc[2 * nch] (in: biases, out: sums).
+    """
+    acc_regs = "r0-r7" if nch == 4 else "r0-r3"
+    return _asm_function(name, ["push {r2, r4-r11, lr}", "mov r12, r0", "mov lr, r1", f"ldm r2, {{{acc_regs}}}",
+                                *_dot_steps(nch, k_h, pairs, row_q),
+                                "ldr r8, [sp]", f"stm r8, {{{acc_regs}}}", "add sp, sp, #4", "pop {r4-r11, pc}"])
+
+
+def conv_pair_asm(name: str, out_c: int, k_h: int, pairs: int, row_q: int) -> str:
+    """Thumb-2 code for all channels of one pair of output positions, requantized and stored.
+
+    AAPCS: r0 = x, r1 = weights, r2 = kws_fast_q_t[], r3 = out. Stack: [sp] blocks left,
+    [sp+4] x, [sp+8] q, [sp+12] out; lr walks the weights across blocks. Full 4-channel blocks
+    run in a loop, the last block (2 or 4 channels, maybe one padding channel, never stored)
+    follows. Each block starts from its biases, runs _dot_steps, then per channel
+    kws_requant_short (SMMULR, ADD x >> 31, ADD, ASR) and SSAT, storing position 0 at out[c]
+    and position 1 at out[out_c + c].
+    """
+    oc_pad = out_c + (out_c & 1)
+    last_c = (oc_pad - 1) // 4 * 4
+    blocks = [(4, 4)] * (last_c // 4) + [(oc_pad - last_c, out_c - last_c)]
+    tail = [] if blocks[-1] == (4, 4) else [blocks[-1]]
+    loop_n = len(blocks) - len(tail)
+
+    def block(nch: int, real: int) -> list[str]:
+        lines = ["ldr r12, [sp, #4]", "ldr r8, [sp, #8]"]
+        for c in range(nch):
+            lines += [f"ldr r{2 * c}, [r8, #{16 * c + 12}]", f"mov r{2 * c + 1}, r{2 * c}"]
+        lines += _dot_steps(nch, k_h, pairs, row_q)
+        lines.append("ldrd r8, r9, [sp, #8]")
+        for c in range(real):
+            lines += ["ldmia r8!, {r10, r11, r12}", "add r8, r8, #4"]  # multiplier, add, right; skip bias
+            for pos in range(2):
+                r = f"r{2 * c + pos}"
+                lines += [f"smmulr {r}, {r}, r10", f"add {r}, {r}, {r}, asr #31", f"add {r}, {r}, r11",
+                          f"asr {r}, {r}, r12", f"ssat {r}, #8, {r}", f"strb {r}, [r9, #{pos * out_c + c}]"]
+        return lines
+
+    lines = ["push {r0, r2-r11, lr}", "mov lr, r1", "sub sp, sp, #4"]
+    if loop_n:
+        lines += [f"movs r8, #{loop_n}", "str r8, [sp]", "1:", *block(4, 4),
+                  "add r9, r9, #4", "strd r8, r9, [sp, #8]",
+                  "ldr r8, [sp]", "subs r8, r8, #1", "str r8, [sp]", "bne 1b"]
+    for nch, real in tail:
+        lines += block(nch, real)
+    lines += ["add sp, sp, #16", "pop {r4-r11, pc}"]
+    return _asm_function(name, lines)
 
 
 def conv_k_padded(w: np.ndarray) -> int:
@@ -477,8 +850,14 @@ def _c_float(x: float) -> str:
     return f"{float(np.float32(x))!r}f"
 
 
-def generate(tflite_path: Path | str, out_dir: Path | str, model_id: str) -> GeneratedModel:
-    """Compile an int8 .tflite into ``kws_model_data.c`` and ``kws_model_data.h`` under ``out_dir``."""
+def generate(tflite_path: Path | str, out_dir: Path | str, model_id: str, backend: str = "aot",
+             general_only: bool = False, pack: bool = True) -> GeneratedModel:
+    """Compile an int8 .tflite into ``kws_model_data.c`` and ``kws_model_data.h`` under ``out_dir``.
+
+    ``backend`` "aot" emits the fast kernels, "ref" the TFLM-reference-style ones (kws_ref.c).
+    """
+    if backend not in BACKENDS:
+        raise HarnessError(f"codegen: unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
     tflite_path, out_dir = Path(tflite_path), Path(out_dir)
     model_id = _check_model_id(model_id)
     model = tflite_info.read(tflite_path)
@@ -496,7 +875,7 @@ def generate(tflite_path: Path | str, out_dir: Path | str, model_id: str) -> Gen
     if not model.ops:
         raise HarnessError(f"{where}: the model has no operators")
 
-    lower = _Lowering(model, where)
+    lower = _Lowering(model, where, backend, general_only, pack and backend == "aot")
     steps = [getattr(lower, op.name.lower())(op, k) for k, op in enumerate(model.ops)]
     produced = {model.inputs[0]}
     for op, step in zip(model.ops, steps):
@@ -506,10 +885,22 @@ def generate(tflite_path: Path | str, out_dir: Path | str, model_id: str) -> Gen
     if model.outputs[0] not in produced:
         raise HarnessError(f"{where}: no operator computes the model output")
     sizes = {t.index: int(np.prod(t.shape)) if t.shape else 1 for t in model.tensors}
+    total_macs = sum(st.macs for st in steps)
+    for k, op in enumerate(model.ops):  # sparse FCs: only where they cost little time
+        alt = lower.sparse_alt.get(f"op{k}")
+        if alt is not None and alt[1] <= SPARSE_MAX_EXTRA * total_macs:
+            steps[k] = alt[0]
+            lower.packing[f"op{k}"] = alt[2]
     _, calls, arena = _plan_arena(steps, model.inputs[0], model.outputs[0], sizes)
 
     macs = sum(s.macs for s in steps)
     weight_bytes = sum(s.const_bytes for s in steps)
+    def storage(k: int) -> str:
+        kind = lower.packing.get(f"op{k}", 8)
+        return kind if isinstance(kind, str) else "int8" if kind == 8 else f"{kind}bit"
+
+    formats = [f"op{k} {op.name} {storage(k)}" for k, op in enumerate(model.ops)
+               if op.name in ("CONV_2D", "FULLY_CONNECTED")]
     in_t, out_t = model.input, model.output
     guard = "KWS_MODEL_DATA_H"
     header = f"""/* Generated by harness/device/codegen.py from {tflite_path.name}; do not edit. */
@@ -522,6 +913,8 @@ def generate(tflite_path: Path | str, out_dir: Path | str, model_id: str) -> Gen
 #define KWS_MODEL_ARENA_BYTES {arena}
 #define KWS_MODEL_WEIGHT_BYTES {weight_bytes}
 #define KWS_MODEL_MACS {macs}
+#define KWS_MODEL_BACKEND "{backend}"
+#define KWS_MODEL_WEIGHT_FORMAT "{'; '.join(formats)}"
 #define KWS_MODEL_INPUT_SCALE {_c_float(in_t.scales[0])}
 #define KWS_MODEL_INPUT_ZERO_POINT ({in_t.zero_points[0]})
 #define KWS_MODEL_OUTPUT_SCALE {_c_float(out_t.scales[0])}
@@ -533,11 +926,12 @@ def generate(tflite_path: Path | str, out_dir: Path | str, model_id: str) -> Gen
                   f"#define kws_arena ((int8_t *)kws_arena_words)\n")
     body = "\n".join(f"    {c}" for c in calls)
     source = f"""/* Generated by harness/device/codegen.py from {tflite_path.name}; do not edit.
- * Ops: {', '.join(op.name for op in model.ops)}; {macs} MACs; arena {arena} bytes; constants {weight_bytes} bytes.
+ * Backend {backend}. Ops: {', '.join(op.name for op in model.ops)}; {macs} MACs; arena {arena} bytes; constants {weight_bytes} bytes.
  */
 #include <stdint.h>
 #include <string.h>
 
+#include "kws_arith.h"
 #include "kws_model.h"
 #include "kws_runtime.h"
 
@@ -561,7 +955,8 @@ int kws_model_invoke(const int8_t *input, int8_t *output) {{
     atomic_write_text(h_path, header)
     atomic_write_text(c_path, source)
     return GeneratedModel(out_dir, (c_path,), h_path, model_id, tuple(op.name for op in model.ops), arena,
-                          weight_bytes, macs, tuple(in_t.shape), tuple(out_t.shape), tuple(s.macs for s in steps))
+                          weight_bytes, macs, tuple(in_t.shape), tuple(out_t.shape), tuple(s.macs for s in steps),
+                          backend, tuple(formats))
 
 
 # ----------------------------------------------------------------------------- host build and run
@@ -584,17 +979,20 @@ def _host_cc() -> str:
     return cc
 
 
-def build_native_library(tflite_path: Path | str, model_id: str = "model", cflags: tuple[str, ...] = ()) -> Path:
+def build_native_library(tflite_path: Path | str, model_id: str = "model", cflags: tuple[str, ...] = (),
+                         backend: str = "aot", general_only: bool = False, pack: bool = True) -> Path:
     """Host shared library of the generated model + runtime (gcc -O2 -shared), cached by content hash."""
     tflite_path = Path(tflite_path)
     if not tflite_path.is_file():
         raise HarnessError(f"cannot read .tflite {tflite_path}: no such file")
-    key = content_hash(tflite_path, model_id, runtime_fingerprint(), list(cflags))
+    key = content_hash(tflite_path, model_id, runtime_fingerprint(), list(cflags),
+                       *([backend] if backend != "aot" else []), *(["general"] if general_only else []), *(["unpacked"] if not pack else []),
+                       *([SPARSE_MAX_EXTRA] if SPARSE_MAX_EXTRA != 0.025 else []))
     out = artifact_dir("native_runtime", key)
     so = out / "libkws_model.so"
     if so.is_file():
         return so
-    gen = generate(tflite_path, out / "src", model_id)
+    gen = generate(tflite_path, out / "src", model_id, backend, general_only, pack)
     cc = _host_cc()
     fd, tmp = tempfile.mkstemp(dir=out, prefix=".libkws_model.", suffix=".so")
     os.close(fd)

@@ -32,7 +32,7 @@ from harness.errors import HarnessError
 from harness.paths import FIRMWARE_DIR, REPO_ROOT, cache_dir
 
 ENVS = ("emu_m4", "native", "nano33ble")
-BACKENDS = ("aot", "tflm")
+BACKENDS = ("aot", "ref", "tflm")  # ref: TFLM-reference-style kernels from the same codegen
 OFFLINE_ENVS = ("emu_m4", "native")
 BOARD_BUDGETS = {  # bytes: the Nano 33 BLE's nRF52840; the emulated board is held to the same
     "emu_m4": {"flash": 1024 * 1024, "ram": 256 * 1024},
@@ -476,10 +476,10 @@ def _build_locked(out: Path, key: str, tflite: Path | None, variant: str | None,
     if model_dir.exists():
         shutil.rmtree(model_dir)
     if tflite is not None:
-        if backend == "aot":
+        if backend in ("aot", "ref"):
             from harness.device import codegen
 
-            generated = codegen.generate(tflite, model_dir, model_id).summary()
+            generated = codegen.generate(tflite, model_dir, model_id, backend).summary()
         else:
             generated = _write_tflm_model(tflite, model_dir, model_id)
     penv = pio_env()

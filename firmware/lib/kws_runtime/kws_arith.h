@@ -128,6 +128,40 @@ KWS_INLINE int8_t kws_requant_ch(int32_t acc, int32_t multiplier, int32_t left_s
     return (int8_t)v;
 }
 
+/* Rounded high word of a 32x32 product: (a * b + 2^31) >> 32 (SMMULR). */
+KWS_INLINE int32_t kws_smmulr(int32_t a, int32_t b) {
+#if KWS_USE_DSP
+    int32_t r;
+    __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+#else
+    return (int32_t)(((int64_t)a * b + ((int64_t)1 << 31)) >> 32);
+#endif
+}
+
+/* Saturate to [-128, 127] (SSAT #8). */
+KWS_INLINE int32_t kws_ssat8(int32_t v) {
+#if KWS_USE_DSP
+    int32_t r;
+    __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(v));
+    return r;
+#else
+    return v < -128 ? -128 : v > 127 ? 127 : v;
+#endif
+}
+
+/* The short exact requantization (codegen proves when it applies, see codegen.short_requant_ok):
+ * acc2 is the accumulator already scaled by 2 (weights and bias doubled at generation time), the
+ * TFLite shift is right = -shift >= 1, and add = 2^(right-1) + out_zp * 2^right. Then
+ *   SRDHM(acc, m)            = (2*acc*m + 2^31) >> 32 = SMMULR(acc2, m)   (|acc2| < 2^31)
+ *   RoundingDivideByPOT(x,r) = (x + 2^(r-1) - (x < 0)) >> r             (half away from zero)
+ * and adding out_zp * 2^right before the shift adds out_zp after it. Returns the value before
+ * the activation clamp. */
+KWS_INLINE int32_t kws_requant_short(int32_t acc2, int32_t multiplier, int32_t add, int32_t right) {
+    const int32_t x = kws_smmulr(acc2, multiplier);
+    return (x + add + (x >> 31)) >> right;
+}
+
 /* Requantize an int32 accumulator to int8 with output zero point and activation clamp. */
 KWS_INLINE int8_t kws_requant(int32_t acc, int32_t multiplier, int32_t shift, int32_t out_zp,
                               int32_t act_min, int32_t act_max) {

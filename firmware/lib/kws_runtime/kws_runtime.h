@@ -54,6 +54,50 @@ typedef struct {
     const kws_channel_q_t *channels; /* one per output channel */
 } kws_conv2d_t;
 
+/* CONV_2D fast path (kws_conv_fast.c) for 1-channel inputs with horizontal stride 2, TinyConv's
+ * shape. The padded input is expanded to int16 once per inference (rows of row_q values, input
+ * zero point in the padding), so for every even tap kx the pair (kx, kx+1) of two neighbouring
+ * output positions is one aligned doubleword. Output positions go in pairs, channels in blocks
+ * of 4 (then one block of 2; out_c is padded to even with zero channels that are never stored).
+ * Weights, in exactly the order the dot product reads them: per block, per kernel row, per tap
+ * pair, one word (w[kx] | w[kx+1] << 16) per channel of the block. When short_q is set, weights
+ * and biases are doubled and requantization is kws_requant_short; otherwise kws_requant_ch. */
+typedef struct {
+    int32_t multiplier;
+    int32_t add;         /* short_q: 2^(right-1) + out_zp * 2^right; else the left shift */
+    int32_t right;       /* right shift */
+    int32_t bias;        /* folded bias (doubled when short_q) */
+} kws_fast_q_t;
+
+/* Generated Cortex-M4 code (0 where there is none, e.g. on the host: C runs instead). Unfused
+ * (codegen.conv_dot_asm): one block of 2 positions, acc[2 * nch] holds the biases on entry and
+ * the sums on return, C requantizes. Fused (codegen.conv_pair_asm, short_q with the full int8
+ * range and an even out_w): all channels of a position pair from q's biases, requantized and
+ * stored to out. */
+typedef void (*kws_conv_dot_fn)(const int16_t *x, const uint32_t *w, void *acc_or_q, int8_t *out);
+
+typedef struct {
+    int16_t in_h, in_w;
+    int16_t out_h, out_w, out_c;
+    int16_t k_h, pairs;         /* kernel rows, tap pairs per row (k_w rounded up to even / 2) */
+    int16_t stride_h;
+    int16_t pad_top, pad_left;
+    int16_t rows_q, row_q;      /* expanded input: rows_q rows of row_q int16 (row_q even) */
+    int16_t short_q;            /* 1: kws_requant_short, 0: kws_requant_ch */
+    int16_t full_range;         /* activation range is [-128, 127]: SSAT alone clamps */
+    int16_t fused;              /* dot_full / dot_last requantize and store (needs even out_w) */
+    int32_t input_zp;
+    int32_t output_zp;
+    int32_t act_min, act_max;
+    const uint32_t *weights;
+    const kws_fast_q_t *channels; /* out_c rounded up to even */
+    int16_t bits;                 /* 2/4/6: weights come packed (below), decoded into scratch per inference */
+    const uint8_t *packed;        /* codes of the weights above, in their order, bits each, LSB first */
+    const int8_t *tables;         /* [oc_pad][1 << bits] int8 values of the codes (doubled on decoding when short_q) */
+    kws_conv_dot_fn dot_full;     /* fused: all channels of a position pair; else every block but the last */
+    kws_conv_dot_fn dot_last;     /* unfused: the last block (4 or 2 channels, maybe one padding channel) */
+} kws_conv2d_fast_t;
+
 /* DEPTHWISE_CONV_2D, per-channel, weights [k_h][k_w][out_c] int8 as in the .tflite. */
 typedef struct {
     int16_t in_h, in_w, in_c;
@@ -85,6 +129,43 @@ typedef struct {
     const int32_t *shift;
 } kws_fc_t;
 
+/* FULLY_CONNECTED with packed sub-byte weights (kws_fc_packed.c): every unit's row of depth codes
+ * (depth % 4 == 0; 4 codes = bits / 2 bytes, LSB first; at 4 bits the rows of each full block of
+ * 4 units are interleaved per input word: unit 0's 2 bytes, unit 1's, ...) and a table of its
+ * 1 << bits int8 values;
+ * the last block's missing units (units % 4) run with zero weights and are not stored. Blocks of 4 units decode a chunk of
+ * their rows into the interleaved int8 layout of kws_fc_s8 (scratch: KWS_FC_CHUNK * 16 bytes, then
+ * 4 byte-indexed tables for 2 bits (4 KB) or 4 bits (2 KB), see kws_packed.c) and
+ * run the same dot product, so the sums are those of the int8 weights. */
+#define KWS_FC_CHUNK 64
+typedef struct {
+    int32_t batches, depth, units;
+    int32_t output_zp;
+    int32_t act_min, act_max;
+    int32_t per_channel;
+    int32_t bits;
+    const uint8_t *packed;      /* [units][depth * bits / 8] */
+    const int8_t *tables;       /* [units][1 << bits] */
+    const int32_t *bias;        /* folded bias: bias + input_offset * sum(row) */
+    const int32_t *multiplier;
+    const int32_t *shift;
+} kws_fc_packed_t;
+
+/* FULLY_CONNECTED with sparse weights (kws_packed.c): per unit groups[u] groups of 4 nonzeros,
+ * each group 2 bytes of 4-bit position steps (LSB first) and 4 int8 values. */
+typedef struct {
+    int32_t batches, depth, units;
+    int32_t output_zp;
+    int32_t act_min, act_max;
+    int32_t per_channel;
+    const uint16_t *groups;     /* [units] */
+    const uint8_t *steps;       /* 2 bytes per group */
+    const int8_t *values;       /* 4 per group */
+    const int32_t *bias;        /* folded bias, as kws_fc_t */
+    const int32_t *multiplier;
+    const int32_t *shift;
+} kws_fc_sparse_t;
+
 /* SOFTMAX int8 -> int8 (output scale 1/256, zero point -128), gemmlowp fixed point. */
 typedef struct {
     int32_t rows, depth;
@@ -93,10 +174,46 @@ typedef struct {
     int32_t diff_min;
 } kws_softmax_t;
 
+/* --backend ref (kws_ref.c): the .tflite's own layouts and parameters, TFLM reference loops. */
+typedef struct {
+    int16_t in_h, in_w, in_c;
+    int16_t out_h, out_w, out_c;
+    int16_t k_h, k_w;
+    int16_t stride_h, stride_w;
+    int16_t pad_top, pad_left;
+    int32_t input_offset;       /* -input zero point */
+    int32_t output_zp;
+    int32_t act_min, act_max;
+    const int8_t *weights;      /* [out_c][k_h][k_w][in_c] */
+    const int32_t *bias;        /* raw bias (zeros if the model has none) */
+    const int32_t *multiplier;
+    const int32_t *shift;
+} kws_ref_conv2d_t;
+
+typedef struct {
+    int32_t batches, depth, units;
+    int32_t input_offset;       /* -input zero point */
+    int32_t output_zp;
+    int32_t act_min, act_max;
+    int32_t per_channel;
+    const int8_t *weights;      /* [units][depth] */
+    const int32_t *bias;        /* raw bias */
+    const int32_t *multiplier;
+    const int32_t *shift;
+} kws_ref_fc_t;
+
 void kws_conv2d_s8(const kws_conv2d_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+void kws_conv2d_fast_s8(const kws_conv2d_fast_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+void kws_conv_fast_decode(const kws_conv2d_fast_t *p, uint32_t *dst);
+void kws_conv_dot_c(const int16_t *x, const uint32_t *w, int32_t *acc, int nch, int k_h, int pairs, int row_q);
 void kws_depthwise_s8(const kws_depthwise_t *p, const int8_t *in, int8_t *out);
 void kws_fc_s8(const kws_fc_t *p, const int8_t *in, int8_t *out);
+void kws_fc_packed_s8(const kws_fc_packed_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+void kws_fc_sparse_s8(const kws_fc_sparse_t *p, const int8_t *in, int8_t *out);
+void kws_fc_dot4(const int8_t *x, const int8_t *w, int32_t *acc, int groups);
 void kws_softmax_s8(const kws_softmax_t *p, const int8_t *in, int8_t *out);
+void kws_ref_conv2d_s8(const kws_ref_conv2d_t *p, const int8_t *in, int8_t *out);
+void kws_ref_fc_s8(const kws_ref_fc_t *p, const int8_t *in, int8_t *out);
 
 #ifdef __cplusplus
 }

@@ -52,8 +52,9 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: Any = None) -> None:
         ("--budgets", dict(default=None, metavar="FILE", help="budgets TOML file (default: budgets.toml at the repo root)")),
         ("--variants", dict(default=None, metavar="IDS",
                             help="variant ids or glob patterns, comma-separated (default: all), e.g. 'fp32,qat-*-8'")),
-        ("--backend", dict(default="aot", choices=("aot", "tflm"),
-                           help="on-device inference backend (default aot; tflm needs the real board)")),
+        ("--backend", dict(default="aot", choices=("aot", "ref", "tflm"),
+                           help="on-device inference backend (default aot; ref: TFLM-reference-style kernels "
+                                "from the same generator; tflm needs the real board)")),
         ("--results-dir", dict(default=None, metavar="DIR",
                                help="results folder; the run goes to DIR/runs/<UTC time>-<sha>/ (default results/)")),
         ("--baseline", dict(default=None, metavar="last|PATH",
