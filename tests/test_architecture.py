@@ -123,6 +123,20 @@ def find_cycle(g: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
+def package_names(package: str) -> set[str]:
+    """Names a package's __init__.py defines or imports itself (``from harness import __version__``)."""
+    tree = ast.parse((ROOT / package / "__init__.py").read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return names
+
+
 def test_every_project_import_resolves() -> None:
     """A stale path after a move (``from harness.old_name import x``) is caught here, not at run time."""
     mods = modules()
@@ -135,6 +149,10 @@ def test_every_project_import_resolves() -> None:
             for n in names:
                 if n.split(".")[0] in ("harness", "models") and n not in mods:
                     bad.append(f"{path.relative_to(ROOT)}: {n}")
+            if isinstance(node, ast.ImportFrom) and not node.level and node.module in ("harness", "models"):
+                defined = package_names(node.module)
+                bad += [f"{path.relative_to(ROOT)}: {node.module}.{a.name}" for a in node.names
+                        if f"{node.module}.{a.name}" not in mods and a.name not in defined]
     assert not bad, "imports of modules that do not exist:\n" + "\n".join(bad)
 
 

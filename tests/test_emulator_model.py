@@ -89,14 +89,15 @@ def test_ref_backend_on_the_emulated_board(tflite, build, capsys):
     """--backend ref: same generator, TFLM-reference-style kernels, bit-exact, and slower than aot."""
     import json
 
-    from harness import cli, reference
+    from harness import cli
+    from harness.device import reference
 
     ref = firmware.build(tflite, env="emu_m4", backend="ref", model_id="tinyconv-random")
     assert ref.build_hash != build.build_hash and ref.generated["backend"] == "ref"
     x = spectrogram_like(8, seed=3)
     with emulator.start(ref) as emu, Board(emu.url, expect_build_hash=ref.build_hash) as b:
         info = b.verify()
-        assert info.backend == "ref" and info.extra["weights"] == "op1 CONV_2D int8; op3 FULLY_CONNECTED int8"
+        assert info.backend == "ref" and info.weights == "op1 CONV_2D int8; op3 FULLY_CONNECTED int8"
         got = np.array([b.infer_features(xi).scores for xi in x], dtype=np.int8)
     np.testing.assert_array_equal(got, reference.predict(tflite, x))
     assert cli.main(["device", "bench", "--tflite", str(tflite), "--variant", "tinyconv-random", "-n", "1", "-w", "0",

@@ -175,12 +175,14 @@ class Hello:
     compiler: str = ""
     cflags: str = ""
     timing: str = ""
+    # Since the packed/sparse runtime: how each layer's weights are stored ("conv=int8,fc=sparse"...).
+    weights: str = ""
 
 
 _HELLO_INTS = ("protocol", "clock_hz", "input_size", "output_size", "arena_bytes", "ram_bytes",
                "max_payload", "audio_samples")
 _HELLO_STRS = ("firmware", "build_hash", "model_id", "backend", "board", "timer_unit", "timer_source")
-_HELLO_OPTIONAL = ("compiler", "cflags", "timing")
+_HELLO_OPTIONAL = ("compiler", "cflags", "timing", "weights")
 
 
 def decode_hello(payload: bytes) -> Hello:

@@ -284,6 +284,10 @@ static void init_tw3(void) {
   s_tw3_ready = 1;
 }
 
+void kws_fft_prepare(void) {
+  if (!s_tw3_ready) init_tw3();
+}
+
 /* Base-4 digit reversal of the first stage's group index (kissfft's leaf order). */
 static const uint8_t kLeafBase[64] = {
     0, 16, 32, 48, 4, 20, 36, 52, 8, 24, 40, 56, 12, 28, 44, 60, 1, 17, 33, 49, 5, 21,

