@@ -133,9 +133,9 @@ def board(variant_id: str, firmware_build: Any, board_spec: Any, kws: Any, resul
     label = board_spec.name if board_spec.kind not in ("emu", "native") else f"{board_spec.kind}-{kws.worker or 'main'}"
     cm = _harness_call(f"board {label}", boards.session, board_spec, firmware_build)
     b = _harness_call(f"board {label} for {variant_id}", cm.__enter__)
-    identity = _identity(b.info, variant_id)
+    identity = {**_identity(b.info, variant_id), **getattr(b, "where", {})}  # HELLO + place/exporter/serial
     try:
-        results_store.set_device(label, {**identity, **getattr(b, "where", {})})
+        results_store.set_device(label, identity)
         yield b
     finally:
         try:
