@@ -81,18 +81,18 @@ SETTINGS = {
     # 20 % up); the engine's speed is divided by it so words keep their length
     "warp": [0.84, 1.22],
     # per-speaker room: probability of reverberation, RT60 (s), direct-to-reverberant ratio (dB)
-    "room_probability": 0.6,
-    "rt60_s": [0.15, 0.8],
-    "drr_db": [-2.0, 12.0],
+    "room_probability": 0.5,
+    "rt60_s": [0.1, 0.6],
+    "drr_db": [0.0, 15.0],
     "rep_pitch_jitter": 5,
     "rep_speed_jitter": 0.07,
     "peak_dbfs": [-32.0, -1.0],
     "colour_probability": 0.6,
-    "resonance_probability": 0.3,  # small-loudspeaker / cheap-microphone peak
-    "clip_probability": 0.1,  # driven into (soft or hard) clipping
+    "resonance_probability": 0.25,  # small-loudspeaker / cheap-microphone peak
+    "clip_probability": 0.05,  # driven into (soft or hard) clipping
     "clip_drive_db": [3.0, 15.0],
-    "noise_probability": 0.75,
-    "snr_db": [8.0, 35.0],
+    "noise_probability": 0.65,
+    "snr_db": [10.0, 40.0],
     "noise_exponent": [0.0, 2.0],  # 0 white, 1 pink, 2 brown
     "hum_probability": 0.2,
     "background_rms": 0.15,
@@ -218,7 +218,9 @@ def _festival_lines(word: str, spk: Speaker, pitch: float, speed: float, path: s
     return lines
 
 
-_FESTIVAL_PRELUDE = "(define (kws_say w f) (let ((u (Utterance Text w))) (utt.synth u) (utt.save.wave u f 'riff)))"
+# ``Utterance`` does not evaluate its arguments (``(Utterance Text w)`` would say "w"): build the call.
+_FESTIVAL_PRELUDE = ("(define (kws_say w f) (let ((u (eval (list 'Utterance 'Text w)))) "
+                     "(utt.synth u) (utt.save.wave u f 'riff)))")
 
 
 def _run_festival(voice: str, body: list[str], tmp: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from harness import audio, dataset, synth
@@ -70,6 +71,22 @@ def test_each_engine_speaks(tmp_path):
     assert set(clips) == set(synth.ENGINES)
     for x in clips.values():
         assert x.shape == (16000,) and np.abs(x).max() > 300
+
+
+@pytest.mark.parametrize("engine", ["espeak-ng", "flite", "festival"])
+def test_engines_say_the_word_asked(engine, tmp_path):
+    """Each voice says the word it is given: "seven" lasts longer than "no" (a festival call that
+    passed the word unevaluated once said "w" for every word)."""
+    voices = {"espeak-ng": [("en-us", "m3", 50.0, 160.0)],
+              "flite": [(v, "", f0, 1.0) for v, f0 in synth.FLITE_VOICES.items() if v != "awb"][:2],
+              "festival": [(v, "", f0 or 0.0, 1.0) for v, f0 in synth.FESTIVAL_VOICES.items()]}[engine]
+    for voice, variant, pitch, speed in voices:
+        spk = synth.Speaker(engine, voice, variant, pitch, speed)
+        lengths = {}
+        for word in ("no", "seven"):
+            x, rate = synth._tts(word, spk, np.random.default_rng(0), str(tmp_path))
+            lengths[word] = len(synth._trim(x)) / rate
+        assert lengths["seven"] > 1.3 * lengths["no"], (voice, lengths)
 
 
 def test_warp_moves_formants_and_shortens():
