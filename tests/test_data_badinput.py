@@ -124,7 +124,8 @@ def test_missing_tts_engine_says_how_to_install(tmp_path, monkeypatch):
     with pytest.raises(HarnessError) as exc:
         synth.generate(tmp_path / "out", size="small", progress=False)
     msg = _one_line(exc)
-    assert "espeak-ng" in msg and "flite" in msg and "apt-get install espeak-ng flite" in msg
+    assert "espeak-ng" in msg and "flite" in msg and "festival" in msg
+    assert "apt-get install espeak-ng flite festival festvox-kallpc16k" in msg
 
 
 def test_unknown_synth_size():

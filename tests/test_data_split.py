@@ -130,3 +130,55 @@ def test_cli_split_json(small_dataset, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["train"]["total"] == out["train"]["yes"] + out["train"]["no"] + out["train"]["silence"] + out["train"]["unknown"]
     assert out["dataset"] == str(small_dataset.resolve())
+
+
+def test_holdout_engine_split(small_dataset, small_splits):
+    """Cross-engine split: train/validation never hear the engine left out; test is all of it."""
+    engine_of = dataset.speaker_engines(small_dataset)
+    for held in sorted(set(engine_of.values())):
+        s = dataset.load_splits(small_dataset, holdout_engine=held)
+        assert s.holdout_engine == held and s.fingerprint != small_splits.fingerprint
+        for name in ("train", "validation"):
+            assert all(engine_of[x.speaker] != held for x in s.split(name) if x.path is not None)
+        test = [x for x in s.test if x.path is not None]
+        assert test and all(engine_of[x.speaker] == held for x in test)
+        n_kw = sum(x.label in dataset.KEYWORDS for x in s.test)
+        # every keyword clip of the engine, from all three hash splits
+        on_disk = [p for k in dataset.KEYWORDS for p in (small_dataset / k).glob("*.wav")
+                   if engine_of[dataset.speaker_of(p.name)] == held]
+        assert n_kw == len(on_disk)
+        counts = s.counts()["test"]
+        assert counts["silence"] == math.ceil(n_kw * 0.33)
+        assert counts["unknown"] <= math.ceil(n_kw * 0.33)
+        assert all(engine_of[c.speaker] == held for c in s.confusers)
+        assert "babble.wav" not in s.background_names
+
+
+def test_holdout_engine_errors(small_dataset, tmp_path):
+    from harness.errors import HarnessError
+
+    with pytest.raises(HarnessError, match=r"no engine 'pico' in .*engines: espeak-ng, festival, flite"):
+        dataset.load_splits(small_dataset, holdout_engine="pico")
+    (tmp_path / "yes").mkdir()
+    (tmp_path / "no").mkdir()
+    for w in ("yes", "no"):
+        (tmp_path / w / "a_nohash_0.wav").write_bytes(b"RIFF")
+    with pytest.raises(HarnessError, match="has no synth.json"):
+        dataset.load_splits(tmp_path, holdout_engine="flite")
+    (tmp_path / "synth.json").write_text("{}")
+    with pytest.raises(HarnessError, match="no speaker table"):
+        dataset.load_splits(tmp_path, holdout_engine="flite")
+
+
+def test_cli_split_by_engine_json(small_dataset, capsys):
+    assert main(["data", "split", str(small_dataset), "--by", "engine", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for split in ("train", "validation", "test"):
+        per = out["by_engine"][split]
+        assert set(per) == {"-", "espeak-ng", "flite", "festival"}
+        assert sum(r["total"] for r in per.values()) == out[split]["total"]
+        assert per["-"]["total"] == out[split]["silence"]
+    assert main(["data", "split", str(small_dataset), "--by", "engine", "--holdout-engine", "flite", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["by_engine"]["test"]) == {"-", "flite"}
+    assert "flite" not in out["by_engine"]["train"] and "flite" not in out["by_engine"]["validation"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from harness.data import audio, dataset, synth
@@ -30,14 +31,86 @@ def test_layout_and_clip_format(small_dataset):
     assert len({c.tobytes() for c in x}) == len(x)
 
 
-def test_speakers_are_many_and_from_both_engines(small_dataset):
+def test_speakers_are_many_and_from_every_engine(small_dataset):
     jobs = synth.plan("small", 0)
     speakers = {j.speaker.id: j.speaker for j in jobs}
     assert len(speakers) == sum(synth.SETTINGS["sizes"]["small"]["speakers"].values())
-    assert {s.engine for s in speakers.values()} == {"espeak-ng", "flite"}
+    assert {s.engine for s in speakers.values()} == set(synth.ENGINES) == {"espeak-ng", "flite", "festival"}
     assert len({(s.engine, s.voice, s.variant) for s in speakers.values()}) > 30
+    assert {s.voice for s in speakers.values() if s.engine == "festival"} == set(synth.FESTIVAL_VOICES)
+    warps = [s.warp for s in speakers.values()]
+    assert synth.SETTINGS["warp"][0] <= min(warps) < 0.95 and 1.08 < max(warps) <= synth.SETTINGS["warp"][1]
+    assert 0.3 < np.mean([s.rt60 > 0 for s in speakers.values()]) < 0.9
     on_disk = {dataset.speaker_of(p.name) for p in (small_dataset / "yes").glob("*.wav")}
     assert on_disk == set(speakers)
+
+
+def test_synth_json_names_engine_and_voice_of_every_clip(small_dataset):
+    table = json.loads((small_dataset / "synth.json").read_text())["speakers"]
+    clips = [p for p in small_dataset.glob("*/*.wav") if p.parent.name != "_background_noise_"]
+    clips += list((small_dataset / "_confusers_").glob("*/*.wav"))
+    assert clips and all(dataset.speaker_of(p.name) in table for p in clips)
+    by_id = {j.speaker.id: j.speaker for j in synth.plan("small", 0)}
+    for sid, row in table.items():
+        assert row == by_id[sid].to_dict()
+    assert dataset.speaker_engines(small_dataset) == {k: v["engine"] for k, v in table.items()}
+
+
+def test_each_engine_speaks(tmp_path):
+    """One clip per engine through the real renderer: audible, 1 s, and different per engine."""
+    jobs = synth.plan("small", 0)
+    per_engine = {}
+    for i, job in enumerate(jobs):
+        if job.speaker.engine not in per_engine and job.word == "yes":
+            per_engine[job.speaker.engine] = (i, job)
+    (tmp_path / "fest").mkdir()
+    clips = {}
+    for engine, (i, job) in per_engine.items():
+        synth._render(job, str(tmp_path / "out"), str(tmp_path))  # festival without a batch: one call
+        clips[engine] = audio.read_wav(tmp_path / "out" / job.rel_path)
+    assert set(clips) == set(synth.ENGINES)
+    for x in clips.values():
+        assert x.shape == (16000,) and np.abs(x).max() > 300
+
+
+@pytest.mark.parametrize("engine", ["espeak-ng", "flite", "festival"])
+def test_engines_say_the_word_asked(engine, tmp_path):
+    """Each voice says the word it is given: "seven" lasts longer than "no" (a festival call that
+    passed the word unevaluated once said "w" for every word)."""
+    voices = {"espeak-ng": [("en-us", "m3", 50.0, 160.0)],
+              "flite": [(v, "", f0, 1.0) for v, f0 in synth.FLITE_VOICES.items() if v != "awb"][:2],
+              "festival": [(v, "", f0 or 0.0, 1.0) for v, f0 in synth.FESTIVAL_VOICES.items()]}[engine]
+    for voice, variant, pitch, speed in voices:
+        spk = synth.Speaker(engine, voice, variant, pitch, speed)
+        lengths = {}
+        for word in ("no", "seven"):
+            x, rate = synth._tts(word, spk, np.random.default_rng(0), str(tmp_path))
+            lengths[word] = len(synth._trim(x)) / rate
+        assert lengths["seven"] > 1.3 * lengths["no"], (voice, lengths)
+
+
+def test_warp_moves_formants_and_shortens():
+    rate = 22050
+    t = np.arange(rate // 2) / rate
+    tone = np.sin(2 * np.pi * 1000 * t)
+    for factor in (0.85, 1.2):
+        y = synth.warp(tone, rate, factor)
+        assert abs(len(y) - 8000 / factor) < 0.01 * 8000
+        spec = np.abs(np.fft.rfft(y * np.hanning(len(y))))
+        peak = np.fft.rfftfreq(len(y), 1 / 16000)[np.argmax(spec)]
+        assert abs(peak - 1000 * factor) < 15
+
+
+def test_room_response_decays_at_its_rt60():
+    rng = np.random.default_rng(0)
+    for rt60, drr in ((0.2, 10.0), (0.7, 0.0)):
+        h = synth.room_response(rt60, drr, rng)
+        assert h[0] == 1.0 and len(h) >= int(rt60 * 16000)
+        tail = h[1:]
+        assert abs(10 * np.log10(1.0 / np.sum(tail**2)) - drr) < 0.01
+        e = np.cumsum(tail[::-1] ** 2)[::-1]  # Schroeder backward integral
+        k = int(rt60 / 2 * 16000)
+        assert -45 < 10 * np.log10(e[k] / e[0]) < -20  # ~-30 dB at half the RT60
 
 
 def test_plan_is_deterministic_and_seeded():

@@ -68,3 +68,16 @@ def test_length_mismatch_is_a_harness_error():
 def test_out_of_range_prediction_is_a_harness_error():
     with pytest.raises(HarnessError, match="outside"):
         evaluate(_fixed([7]), np.zeros((1, 49, 40)), np.array([0]))
+
+
+def test_false_accepts_per_confuser_word():
+    from harness.model.evaluate import false_accept_rate
+
+    pred = np.array([2, 2, 1, 3, 0, 1])  # yes yes unknown no silence unknown
+    words = ["yet", "yet", "yet", "know", "know", "elbow"]
+    fa = false_accept_rate(lambda x: pred, np.zeros((6, 49, 40), np.int8), words=words)
+    assert fa["accepted"] == 3 and fa["rate"] == 0.5
+    assert fa["per_word"]["yet"] == {"clips": 3, "accepted": 2, "as_yes": 2, "as_no": 0, "rate": 2 / 3}
+    assert fa["per_word"]["know"]["as_no"] == 1 and fa["per_word"]["elbow"]["rate"] == 0.0
+    with pytest.raises(HarnessError, match="words for"):
+        false_accept_rate(lambda x: pred, np.zeros((6, 49, 40), np.int8), words=words[:2])

@@ -142,3 +142,33 @@ def test_plots_training_from_history(tmp_path):
     assert (tmp_path / "fig" / "fig6_training_curve.png").read_bytes()[:4] == b"\x89PNG"
     (tmp_path / "bad.json").write_text("{}")
     assert main(["plots", "training", "--history", str(tmp_path / "bad.json")]) == 2
+
+
+def test_crossval_cli_trains_one_model_per_engine(small_dir, isolated, capsys):
+    """`data crossval`: one baseline per left-out engine, each tested on that engine's clips only."""
+    from harness.cli import main
+
+    assert main(["data", "crossval", str(small_dir), "--epochs", "2", "--engine", "flite", "--engine", "festival",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert list(out["engines"]) == ["flite", "festival"]
+    accs, nos = [], []
+    for engine, r in out["engines"].items():
+        test = r["test"]
+        assert np.array(test["confusion"]).sum() == test["total"]["samples"]
+        accs.append(test["total"]["accuracy"])
+        nos.append(test["per_class"][3]["accuracy"])
+        assert r["confusers"]["clips"] == sum(w["clips"] for w in r["confusers"]["per_word"].values())
+    assert out["mean_accuracy"] == pytest.approx(np.mean(accs)) and out["min_accuracy"] == min(accs)
+    assert out["mean_no"] == pytest.approx(np.mean(nos))
+    assert len({r["dir"] for r in out["engines"].values()}) == 2  # separate, cached models
+    assert main(["data", "crossval", str(small_dir), "--epochs", "2", "--engine", "pico"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: no engine pico in ") and "\n" not in err
+
+
+def test_augmentation_is_part_of_the_baseline_key(small_dir):
+    splits = __import__("harness.data.dataset", fromlist=["load_splits"]).load_splits(small_dir)
+    plain = train.baseline_key(splits.fingerprint, 2, 1e-3, 0)
+    assert train.baseline_key(splits.fingerprint, 2, 1e-3, 0, train.Augment()) == plain
+    assert train.baseline_key(splits.fingerprint, 2, 1e-3, 0, train.SPEC_AUGMENT) != plain

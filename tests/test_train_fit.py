@@ -129,3 +129,47 @@ def test_fast_dropout_drops_half_and_keeps_the_mean():
         assert torch.equal(net(x), x)  # evaluation: identity
     net.train()
     assert float((net(x) == 0).float().mean()) > 0.45  # plain nn.Dropout again after the block
+
+
+def test_spec_augment_masks_runs_to_the_floor():
+    from harness.model.train import Augment, augment_batch
+
+    x = torch.ones(64, 49, 40)
+    y = torch.zeros(64, dtype=torch.long)
+    aug = Augment(time_masks=1, time_mask_frames=8, freq_masks=1, freq_mask_channels=6)
+    out, partner, lam = augment_batch(x, y, aug, torch.Generator().manual_seed(0))
+    assert torch.equal(partner, y) and torch.equal(lam, torch.ones(64))
+    rows_zero = (out == 0).all(dim=2).sum(dim=1)  # masked frames per example
+    cols_zero = (out == 0).all(dim=1).sum(dim=1)  # masked channels per example
+    assert rows_zero.max() <= 8 and cols_zero.max() <= 6 and rows_zero.float().mean() > 2 and cols_zero.float().mean() > 1
+    zero = out == 0
+    assert torch.equal(zero, (out == 0).all(dim=2, keepdim=True).expand_as(zero) | (out == 0).all(dim=1, keepdim=True).expand_as(zero))
+
+
+def test_mixup_mixes_examples_and_labels():
+    from harness.model.train import Augment, augment_batch, augmented_loss
+
+    x = torch.arange(8, dtype=torch.float32).view(8, 1, 1).expand(8, 49, 40).clone()
+    y = torch.arange(8) % 4
+    out, partner, lam = augment_batch(x, y, Augment(mixup=0.4), torch.Generator().manual_seed(1))
+    assert (lam >= 0.5).all() and (lam <= 1).all() and (lam < 0.99).any()
+    logits = torch.randn(8, 4)
+    expect = lam * torch.nn.functional.cross_entropy(logits, y, reduction="none") + \
+        (1 - lam) * torch.nn.functional.cross_entropy(logits, partner, reduction="none")
+    assert torch.allclose(augmented_loss(logits, y, partner, lam), expect.mean())
+    # example i holds value i: mixed = lam * i + (1 - lam) * partner value in [0, 7]
+    own, mixed = x[:, 0, 0], out[:, 0, 0]
+    assert torch.all(mixed >= lam * own - 1e-5) and torch.all(mixed <= lam * own + (1 - lam) * 7 + 1e-5)
+    assert not torch.equal(mixed, own)
+
+
+def test_fit_with_augmentation_learns_and_is_deterministic(toy):
+    from harness.model.train import SPEC_AUGMENT, Augment
+
+    aug = Augment(**{**SPEC_AUGMENT.__dict__, "mixup": 0.2})
+    m1, h1 = _train(toy, epochs=3, augment=aug)
+    m2, h2 = _train(toy, epochs=3, augment=aug)
+    assert h1["augment"]["mixup"] == 0.2 and h1["val_acc"] == h2["val_acc"]
+    assert h1["best_val_acc"] > 0.5
+    with pytest.raises(HarnessError, match="negative"):
+        _train(toy, epochs=1, augment=Augment(time_masks=-1, time_mask_frames=3))

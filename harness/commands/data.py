@@ -1,4 +1,5 @@
-"""``python -m harness data split|synth``: inspect a split, write the synthetic data set."""
+"""``python -m harness data split|synth|crossval``: inspect a split, write the synthetic data set,
+measure accuracy on a text-to-speech engine left out of training."""
 
 from __future__ import annotations
 
@@ -21,13 +22,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", choices=("small", "paper"), default="paper",
                    help="synthetic set size when DIR is omitted (default: paper)")
     p.add_argument("--seed", type=int, default=None, help="split seed (default: TF's 59185)")
+    p.add_argument("--by", choices=("split", "engine"), default="split",
+                   help="engine: also count each split per text-to-speech engine (synthetic sets)")
+    p.add_argument("--holdout-engine", metavar="NAME", default=None,
+                   help="cross-engine split: train/validation without engine NAME, test = all of NAME's clips")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_split)
 
+    c = cmds.add_parser(
+        "crossval", help="leave-one-engine-out accuracy of the float32 baseline (synthetic sets)",
+        description="For each text-to-speech engine of a synthetic set: train the float32 TinyConv on the "
+        "other engines (cached like `train`), test on every clip of the engine left out, print its "
+        "per-class table, confusion matrix and confuser false accepts, then a summary.")
+    c.add_argument("dataset", nargs="?", type=Path, metavar="DIR", help="synthetic data set directory (default: synthetic)")
+    c.add_argument("--size", choices=("small", "paper"), default="paper",
+                   help="synthetic set size when DIR is omitted (default: paper)")
+    c.add_argument("--engine", action="append", metavar="NAME", help="leave out only NAME (repeatable; default: each engine)")
+    from harness.commands.train import add_training_options
+
+    add_training_options(c)
+    c.add_argument("--json", action="store_true", help="print JSON")
+    c.set_defaults(func=_crossval)
+
     s = cmds.add_parser(
-        "synth", help="write the synthetic speech-commands set (espeak-ng + flite)",
-        description="Write a synthetic data set in the Speech Commands layout, offline, with espeak-ng "
-        "and flite: yes/no, the 33 other words as unknown, _confusers_/ sound-alikes, "
+        "synth", help="write the synthetic speech-commands set (espeak-ng, flite, festival)",
+        description="Write a synthetic data set in the Speech Commands layout, offline, with espeak-ng, "
+        "flite and festival: yes/no, the 33 other words as unknown, _confusers_/ sound-alikes, "
         "_background_noise_/. small: a few hundred clips; paper: about the paper's split size.")
     s.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory (new or empty)")
     s.add_argument("--size", choices=("small", "paper"), default="small", help="data set size (default: small)")
@@ -57,6 +77,23 @@ def _print_counts(counts: dict, root: Path, as_json: bool) -> None:
     print(f"confusers: {counts['confusers']['total']}")
 
 
+def _print_engine_counts(per: dict, as_json: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from harness.data.dataset import CLASSES
+
+    table = Table(title="clips per split and engine")
+    for col in ("split", "engine"):
+        table.add_column(col)
+    for c in (*CLASSES, "total"):
+        table.add_column(c, justify="right")
+    for split, engines in per.items():
+        for engine, row in engines.items():
+            table.add_row(split, engine, *(str(row[c]) for c in (*CLASSES, "total")))
+    Console().print(table)
+
+
 def _split(args: argparse.Namespace) -> int:
     from harness.data.dataset import TF_RANDOM_SEED, load_splits
 
@@ -67,11 +104,44 @@ def _split(args: argparse.Namespace) -> int:
         root = default_dataset(args.size, progress=not args.json)
     from harness.data.clips import count_splits
 
-    splits = load_splits(root, seed=TF_RANDOM_SEED if args.seed is None else args.seed)
+    splits = load_splits(root, seed=TF_RANDOM_SEED if args.seed is None else args.seed,
+                         holdout_engine=args.holdout_engine)
+    counts = splits.counts()
+    if args.by == "engine":
+        from harness.model.crossval import engine_counts
+
+        per = engine_counts(splits)
+        if args.json:
+            print(json.dumps({"dataset": str(splits.root), "holdout_engine": args.holdout_engine, **counts,
+                              "by_engine": per}, indent=2))
+            return 0
+        _print_counts(counts, splits.root, False)
+        _print_engine_counts(per, False)
+        return 0
     clips = count_splits(splits)
-    _print_counts({**splits.counts(), "clips_on_load": clips.as_dict()}, splits.root, args.json)
+    _print_counts({**counts, "clips_on_load": clips.as_dict()}, splits.root, args.json)
     if not args.json:
         print(clips.summary())
+    return 0
+
+
+def _crossval(args: argparse.Namespace) -> int:
+    from harness.commands.train import augment_from_args, set_threads
+    from harness.model import crossval
+
+    set_threads(args)
+    root = args.dataset
+    if root is None:
+        from harness.data.synth import default_dataset
+
+        root = default_dataset(args.size, progress=not args.json)
+    result = crossval.crossval(root, epochs=args.epochs, lr=args.lr, seed=args.seed, augment=augment_from_args(args),
+                               engines=args.engine, progress=not args.json)
+    if args.json:
+        print(json.dumps({"dataset": str(root), **crossval.to_dict(result)}, indent=2, default=str))
+    else:
+        print(f"data set: {root}")
+        crossval.print_result(result)
     return 0
 
 

@@ -36,15 +36,53 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", type=Path, help="Speech Commands directory (default: the synthetic set of --size)")
-    p.add_argument("--size", choices=("small", "paper"), default="paper", help="synthetic set size when --dataset is absent")
+def add_training_options(p: argparse.ArgumentParser) -> None:
+    """Options of the training recipe (shared by train, evaluate and data crossval)."""
     p.add_argument("--epochs", type=_positive_int, default=50, help="training epochs (default 50)")
     p.add_argument("--lr", type=_learning_rate, default=1e-3, help="Adam learning rate, > 0 (default 1e-3)")
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     p.add_argument("--threads", type=_positive_int, default=1,
                    help="torch CPU threads (default 1: measured on a busy 2-core machine, "
                         "2 threads trained about 4x slower than 1)")
+    g = p.add_argument_group("training-time augmentation (default: none beyond TF's time shift and "
+                             "background mixing, the paper's recipe)")
+    g.add_argument("--spec-augment", action="store_true",
+                   help="SpecAugment-style masks: 2 time masks of <= 8 frames, 2 frequency masks of <= 6 channels")
+    g.add_argument("--time-masks", type=int, default=None, metavar="N", help="time masks per example")
+    g.add_argument("--time-mask-frames", type=int, default=None, metavar="F", help="widest time mask (frames)")
+    g.add_argument("--freq-masks", type=int, default=None, metavar="N", help="frequency masks per example")
+    g.add_argument("--freq-mask-channels", type=int, default=None, metavar="C", help="widest frequency mask (channels)")
+    g.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA", help="mixup with Beta(ALPHA, ALPHA) weights (0: off)")
+
+
+def augment_from_args(args: argparse.Namespace):
+    """The ``train.Augment`` the options ask for, or None for the paper's recipe."""
+    from harness.model.train import SPEC_AUGMENT, Augment
+
+    base = SPEC_AUGMENT if args.spec_augment else Augment()
+    aug = Augment(
+        time_masks=base.time_masks if args.time_masks is None else args.time_masks,
+        time_mask_frames=base.time_mask_frames if args.time_mask_frames is None else args.time_mask_frames,
+        freq_masks=base.freq_masks if args.freq_masks is None else args.freq_masks,
+        freq_mask_channels=base.freq_mask_channels if args.freq_mask_channels is None else args.freq_mask_channels,
+        mixup=args.mixup,
+    ).check()
+    return aug if aug.active else None
+
+
+def set_threads(args: argparse.Namespace) -> None:
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", type=Path, help="Speech Commands directory (default: the synthetic set of --size)")
+    p.add_argument("--size", choices=("small", "paper"), default="paper", help="synthetic set size when --dataset is absent")
+    p.add_argument("--holdout-engine", metavar="NAME", default=None,
+                   help="synthetic sets: train/validate without text-to-speech engine NAME, test on all its clips")
+    add_training_options(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
 
@@ -64,10 +102,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _dataset(args: argparse.Namespace) -> Path:
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    set_threads(args)
     if args.dataset is not None:
         return args.dataset
     from harness.data.synth import default_dataset
@@ -78,7 +113,7 @@ def _dataset(args: argparse.Namespace) -> Path:
 def _splits(args: argparse.Namespace):
     from harness.data import dataset
 
-    return dataset.load_splits(_dataset(args))
+    return dataset.load_splits(_dataset(args), holdout_engine=args.holdout_engine)
 
 
 def _emit(args: argparse.Namespace, model, header: dict, splits) -> int:
@@ -103,7 +138,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     splits = _splits(args)
     model, info = baseline(epochs=args.epochs, seed=args.seed, lr=args.lr, splits=splits,
-                           progress=not (args.no_progress or args.json))
+                           progress=not (args.no_progress or args.json), augment=augment_from_args(args))
     curve = Path(info["dir"]) / "training_curve.png"
     if not curve.is_file():  # the model layer draws nothing; the figure belongs to this command
         from harness.figures.training import plot_history
@@ -125,6 +160,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         from harness.model.train import baseline
 
         splits = _splits(args)
-        model, info = baseline(epochs=args.epochs, seed=args.seed, lr=args.lr, splits=splits, allow_train=False)
+        model, info = baseline(epochs=args.epochs, seed=args.seed, lr=args.lr, splits=splits, allow_train=False,
+                               augment=augment_from_args(args))
         header = {"dir": info["dir"]}
     return _emit(args, model, header, splits)

@@ -7,6 +7,10 @@ from them, and the real board must be tested on the same clips the host was. The
 - the keywords (yes, no) are taken whole; silence and unknown are each ``ceil(33 %)`` of the
   split's keyword count; unknown clips are drawn from the other words by a seeded shuffle.
 Nothing here reads audio: a split is a list of file references, cheap to build and to hash.
+
+``holdout_engine`` (synthetic sets only) makes the cross-engine split: training and validation
+keep the hash rule but drop every clip of that text-to-speech engine, and the test split is all
+of that engine's clips, so the test measures speech from an engine the model never heard.
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ class Splits:
     background_names: list[str] = field(default_factory=list)
     fingerprint: str = ""
     seed: int = TF_RANDOM_SEED
+    holdout_engine: str | None = None
 
     def split(self, name: str) -> list[Sample]:
         if name == "confusers":
@@ -141,14 +146,42 @@ def _fingerprint(root: Path, files: list[Path], seed: int) -> str:
     return h.hexdigest()[:16]
 
 
-def load_splits(dataset_dir: Path | str | None = None, seed: int = TF_RANDOM_SEED) -> Splits:
-    """Split a Speech Commands directory (None -> the synthetic default) into train/validation/test."""
+def speaker_engines(root: Path | str) -> dict[str, str]:
+    """{speaker id: engine} from a synthetic set's ``synth.json``; HarnessError if it has none."""
+    import json
+
+    meta_path = Path(root) / "synth.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+        return {k: v["engine"] for k, v in meta["speakers"].items()}
+    except FileNotFoundError:
+        raise HarnessError(f"{root} has no synth.json: splitting by engine needs a synthetic set "
+                           "(python -m harness data synth)") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise HarnessError(f"{meta_path} has no speaker table (engine per speaker): "
+                           f"{type(exc).__name__}; regenerate the set with python -m harness data synth") from None
+
+
+def load_splits(dataset_dir: Path | str | None = None, seed: int = TF_RANDOM_SEED,
+                holdout_engine: str | None = None) -> Splits:
+    """Split a Speech Commands directory (None -> the synthetic default) into train/validation/test.
+
+    ``holdout_engine``: train and validate without that engine's clips, test on all of them.
+    """
     if dataset_dir is None:
         from harness.data.synth import default_dataset
 
         dataset_dir = default_dataset("paper")
     root = Path(dataset_dir).expanduser().resolve()
     wavs = _check_layout(root)
+    engine_of: dict[str, str] = {}
+    if holdout_engine is not None:
+        engine_of = speaker_engines(root)
+        engines = sorted(set(engine_of.values()))
+        if holdout_engine not in engines:
+            raise HarnessError(f"no engine {holdout_engine!r} in {root} (engines: {', '.join(engines)})")
+        if len(engines) < 2:
+            raise HarnessError(f"{root} has only the engine {holdout_engine}; nothing would be left to train on")
     val_list = _read_list(root, "validation_list.txt")
     test_list = _read_list(root, "testing_list.txt")
     use_lists = val_list is not None or test_list is not None
@@ -166,6 +199,12 @@ def load_splits(dataset_dir: Path | str | None = None, seed: int = TF_RANDOM_SEE
             split = "validation" if rel in (val_list or ()) else "test" if rel in (test_list or ()) else "train"
         else:
             split = _TF_SET[which_set(path.name)]
+        if holdout_engine is not None:
+            held = engine_of.get(speaker_of(path.name)) == holdout_engine
+            if held:
+                split = "test"
+            elif split == "test":
+                continue  # the other engines' test speakers are in no split
         if word in KEYWORDS:
             keyword_index[split].append(Sample(path, word, word, speaker_of(path.name)))
         else:
@@ -192,9 +231,12 @@ def load_splits(dataset_dir: Path | str | None = None, seed: int = TF_RANDOM_SEE
     confusers = [
         Sample(p, UNKNOWN_LABEL, p.parent.name.lower(), speaker_of(p.name))
         for p in sorted((root / CONFUSER_DIR).glob("*/*.wav"))
-        if p.stat().st_size > 0
+        if p.stat().st_size > 0 and (holdout_engine is None or engine_of.get(speaker_of(p.name)) == holdout_engine)
     ]
     background, bg_names = _load_background(root)
+    if holdout_engine is not None and "babble.wav" in bg_names:  # babble is made of every engine's speech
+        k = bg_names.index("babble.wav")
+        del background[k], bg_names[k]
     used = sorted({s.path for split in result.values() for s in split if s.path is not None} | {s.path for s in confusers})
     extra = [root / BACKGROUND_DIR / n for n in bg_names]
     extra += [p for p in (root / "validation_list.txt", root / "testing_list.txt") if p.is_file()]
@@ -206,6 +248,7 @@ def load_splits(dataset_dir: Path | str | None = None, seed: int = TF_RANDOM_SEE
         confusers=confusers,
         background=background,
         background_names=bg_names,
-        fingerprint=_fingerprint(root, used + extra, seed),
+        fingerprint=_fingerprint(root, used + extra, seed) + (f"-holdout-{holdout_engine}" if holdout_engine else ""),
         seed=seed,
+        holdout_engine=holdout_engine,
     )

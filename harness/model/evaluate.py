@@ -148,8 +148,10 @@ def false_accept_rate(
     x_confusers: np.ndarray,
     classes: Sequence[str] = CLASSES,
     keywords: Sequence[str] = KEYWORDS,
+    words: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Fraction of sound-alike (non-keyword) clips classified as a keyword, overall and per keyword."""
+    """Fraction of sound-alike (non-keyword) clips classified as a keyword, overall, per keyword
+    and (given ``words``, the spoken word of each clip) per confuser word under ``per_word``."""
     pred = predict(model_or_predict_fn, x_confusers)
     n = len(pred)
     out: dict[str, Any] = {"clips": n}
@@ -160,6 +162,17 @@ def false_accept_rate(
         accepted += c
     out["accepted"] = accepted
     out["rate"] = accepted / n if n else float("nan")
+    if words is not None:
+        if len(words) != n:
+            raise HarnessError(f"false accepts: {len(words)} words for {n} confuser clips")
+        hit = np.isin(pred, [classes.index(k) for k in keywords])
+        per: dict[str, dict[str, Any]] = {}
+        for w in sorted(set(words)):
+            sel = np.asarray([x == w for x in words])
+            per[w] = {"clips": int(sel.sum()), "accepted": int(hit[sel].sum()),
+                      **{f"as_{k}": int((pred[sel] == classes.index(k)).sum()) for k in keywords}}
+            per[w]["rate"] = per[w]["accepted"] / per[w]["clips"]
+        out["per_word"] = per
     return out
 
 
@@ -174,7 +187,8 @@ def split_report(model_or_predict_fn: nn.Module | PredictFn, splits: Any) -> dic
     report["confusers"] = None
     if getattr(splits, "confusers", None):
         xc, _ = features.split_features(splits, "confusers")
-        report["confusers"] = false_accept_rate(model_or_predict_fn, xc)
+        words = [s.word for s in splits.confusers]
+        report["confusers"] = false_accept_rate(model_or_predict_fn, xc, words=words if len(words) == len(xc) else None)
     return report
 
 
@@ -194,6 +208,18 @@ def print_report(report: dict[str, Any], console=None) -> None:
         console.print(res.table(f"{name} accuracy"))
         console.print(res.confusion_table(f"{name} confusion"))
     fa = report.get("confusers")
+    if fa and fa.get("per_word"):
+        from rich.table import Table
+
+        t = Table(title="confuser false accepts per word", show_footer=True)
+        t.add_column("word", footer="total")
+        t.add_column("#clips", justify="right", footer=str(fa["clips"]))
+        t.add_column("as yes", justify="right", footer=str(fa["as_yes"]))
+        t.add_column("as no", justify="right", footer=str(fa["as_no"]))
+        t.add_column("rate", justify="right", footer=f"{fa['rate']:.3f}")
+        for w, r in fa["per_word"].items():
+            t.add_row(w, str(r["clips"]), str(r["as_yes"]), str(r["as_no"]), f"{r['rate']:.3f}")
+        console.print(t)
     if fa:
         console.print(
             f"false accepts on {fa['clips']} confuser clips: {fa['accepted']} "

@@ -16,6 +16,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,78 @@ DEFAULT_EPOCHS = 50
 DEFAULT_LR = 1e-3
 BATCH_SIZE = 100
 DATA_SEED = 0  # seed of the augmented feature copies (fixed: the data set is not a training choice)
+
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Training-time augmentation on the features, on top of the cached TF-style copies (time
+    shift, background mixing). All off by default: the default is the paper's recipe.
+
+    SpecAugment-style masks set up to ``time_masks`` random runs of at most ``time_mask_frames``
+    frames, and ``freq_masks`` runs of at most ``freq_mask_channels`` channels, to the feature
+    floor (zero after dequantization) per example. ``mixup`` > 0 mixes each batch with a shuffled
+    copy of itself by Beta(mixup, mixup) weights, labels alike.
+    """
+
+    time_masks: int = 0
+    time_mask_frames: int = 0
+    freq_masks: int = 0
+    freq_mask_channels: int = 0
+    mixup: float = 0.0
+
+    @property
+    def active(self) -> bool:
+        return bool((self.time_masks and self.time_mask_frames) or (self.freq_masks and self.freq_mask_channels)
+                    or self.mixup > 0)
+
+    def check(self) -> "Augment":
+        if min(self.time_masks, self.time_mask_frames, self.freq_masks, self.freq_mask_channels) < 0 or self.mixup < 0:
+            raise HarnessError(f"augmentation settings must not be negative: {self}")
+        if self.time_mask_frames > 49 or self.freq_mask_channels > 40:
+            raise HarnessError(f"mask widths exceed the 49x40 features: {self}")
+        return self
+
+
+SPEC_AUGMENT = Augment(time_masks=2, time_mask_frames=8, freq_masks=2, freq_mask_channels=6)
+
+
+def _mask(x: torch.Tensor, masks: int, width: int, axis: int, gen: torch.Generator) -> torch.Tensor:
+    """Zero up to ``masks`` runs of at most ``width`` along ``axis`` (1 time, 2 frequency) per example."""
+    n, size = x.shape[0], x.shape[axis]
+    pos = torch.arange(size).view(1, size)
+    for _ in range(masks):
+        w = torch.randint(0, width + 1, (n, 1), generator=gen)
+        start = (torch.rand((n, 1), generator=gen) * (size - w + 1)).long()
+        hit = (pos >= start) & (pos < start + w)  # [n, size]
+        x = x.masked_fill(hit.unsqueeze(2) if axis == 1 else hit.unsqueeze(1), 0.0)
+    return x
+
+
+def augment_batch(x: torch.Tensor, y: torch.Tensor, aug: Augment,
+                  gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Masked and mixed features [N, 49, 40], the partner labels [N] and the mixing weights [N]."""
+    if aug.time_masks and aug.time_mask_frames:
+        x = _mask(x, aug.time_masks, aug.time_mask_frames, 1, gen)
+    if aug.freq_masks and aug.freq_mask_channels:
+        x = _mask(x, aug.freq_masks, aug.freq_mask_channels, 2, gen)
+    lam = torch.ones(len(x))
+    partner = y
+    if aug.mixup > 0:
+        rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
+        lam = torch.from_numpy(rng.beta(aug.mixup, aug.mixup, len(x))).float()
+        lam = torch.maximum(lam, 1 - lam)  # the original example dominates
+        perm = torch.randperm(len(x), generator=gen)
+        x = lam.view(-1, 1, 1) * x + (1 - lam.view(-1, 1, 1)) * x[perm]
+        partner = y[perm]
+    return x, partner, lam
+
+
+def augmented_loss(logits: torch.Tensor, y: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+    """Mixup's cross-entropy: each example's loss weighted between its own and its partner's label."""
+    ce = nn.functional.cross_entropy
+    return (lam * ce(logits, y, reduction="none") + (1 - lam) * ce(logits, partner, reduction="none")).mean()
+
 
 # What a training input may be: one [N, 49, 40] array, or per-epoch augmented copies
 # ([E, N, 49, 40] or a sequence of E arrays; epoch e uses copy e % E).
@@ -151,6 +224,7 @@ def fit(
     after_step: Callable[[nn.Module], None] | None = None,
     description: str = "training",
     fast_dropout: bool = True,
+    augment: Augment | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` in place and return the per-epoch history.
 
@@ -166,6 +240,7 @@ def fit(
     ``after_step`` runs after every optimizer step (e.g. clamping or re-quantizing weights).
     ``fast_dropout`` draws dropout masks from random bytes (same distribution for p=0.5, ~3x
     cheaper on CPU); False uses torch's own nn.Dropout.
+    ``augment`` adds feature masking / mixup per batch (``Augment``; None: the paper's recipe).
     """
     if epochs < 1:
         raise HarnessError(f"epochs must be at least 1, got {epochs}")
@@ -180,13 +255,15 @@ def fit(
 
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
+    aug = augment.check() if augment is not None and augment.active else None
+    aug_gen = torch.Generator().manual_seed(seed + 7919)
     net = model_transform(model) if model_transform else model
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     apply_masks(model, masks)
 
     history: dict[str, Any] = {
         "epoch": [], "train_loss": [], "train_acc": [], "val_loss": [], "val_acc": [],
-        "lr": lr, "batch_size": batch_size, "seed": seed,
+        "lr": lr, "batch_size": batch_size, "seed": seed, "augment": asdict(aug) if aug else None,
     }
     best_acc, best_state, best_epoch = -1.0, None, 0
     float_cache: dict[int, torch.Tensor] = {}
@@ -208,8 +285,13 @@ def fit(
             loss_sum, correct = 0.0, 0
             for i in range(0, len(order), batch_size):
                 b = order[i : i + batch_size]
-                logits = net(xt[b])
-                loss = nn.functional.cross_entropy(logits, y_tr[b])
+                if aug is None:
+                    logits = net(xt[b])
+                    loss = nn.functional.cross_entropy(logits, y_tr[b])
+                else:
+                    xb, partner, lam = augment_batch(xt[b], y_tr[b], aug, aug_gen)
+                    logits = net(xb)
+                    loss = augmented_loss(logits, y_tr[b], partner, lam)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -289,7 +371,7 @@ def load_checkpoint(path: Path | str, channels: int | None = None) -> nn.Module:
 # ----------------------------------------------------------------------------- baseline
 
 
-def baseline_key(fingerprint: str, epochs: int, lr: float, seed: int) -> str:
+def baseline_key(fingerprint: str, epochs: int, lr: float, seed: int, augment: Augment | None = None) -> str:
     """Cache key of a baseline: the data, the config and the code that trains it."""
     from models import tinyconv
 
@@ -297,6 +379,8 @@ def baseline_key(fingerprint: str, epochs: int, lr: float, seed: int) -> str:
 
     config = {"model": "tinyconv", "channels": 8, "epochs": epochs, "lr": lr, "seed": seed, "batch_size": BATCH_SIZE,
               "augmented_copies": min(features.DEFAULT_COPIES, epochs), "data_seed": DATA_SEED}
+    if augment is not None and augment.active:
+        config["augment"] = asdict(augment)
     return content_hash(fingerprint, config, source_hash(tinyconv, sys.modules[__name__], features))
 
 
@@ -309,6 +393,7 @@ def baseline(
     size: str = "paper",
     allow_train: bool = True,
     splits: Any = None,
+    augment: Augment | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """The float32 TinyConv trained on a data set (synthetic ``size`` set when None), cached.
 
@@ -317,6 +402,7 @@ def baseline(
     (``python -m harness train`` draws it as training_curve.png, the paper's Figure 6). A corrupt cached checkpoint is logged and rebuilt.
     With ``allow_train=False`` a missing checkpoint raises HarnessError instead of training.
     ``splits`` (``dataset.load_splits`` of ``dataset_dir``) saves re-scanning the directory.
+    ``augment``: training-time feature augmentation (None: the paper's recipe).
     """
     from models.tinyconv import TinyConv
 
@@ -329,7 +415,9 @@ def baseline(
             dataset_dir = synth.default_dataset(size, progress=progress)
         dataset_dir = Path(dataset_dir)
         splits = dataset.load_splits(dataset_dir)
-    key = baseline_key(splits.fingerprint, epochs, lr, seed)
+    if augment is not None:
+        augment = augment.check()
+    key = baseline_key(splits.fingerprint, epochs, lr, seed, augment)
     out = artifact_dir("baseline", key)
     ckpt, hist_path, info_path = out / "model.pt", out / "history.json", out / "info.json"
 
@@ -349,6 +437,7 @@ def baseline(
         raise HarnessError(
             f"no trained baseline for {dataset_dir} (epochs={epochs}, lr={lr}, seed={seed}); "
             f"run: python -m harness train --dataset {dataset_dir} --epochs {epochs} --lr {lr} --seed {seed}"
+            + (f" --holdout-engine {splits.holdout_engine}" if getattr(splits, "holdout_engine", None) else "")
         )
 
     from harness.data import features
@@ -358,7 +447,8 @@ def baseline(
     x_train, y_train = features.train_epochs(splits, epochs=epochs, seed=DATA_SEED, progress=progress)
     torch.manual_seed(seed)
     model = TinyConv()
-    history = fit(model, x_train, y_train, x_val, y_val, epochs=epochs, lr=lr, seed=seed, progress=progress, description="baseline")
+    history = fit(model, x_train, y_train, x_val, y_val, epochs=epochs, lr=lr, seed=seed, progress=progress,
+                  description="baseline", augment=augment)
 
     buf = io.BytesIO()
     torch.save(model.state_dict(), buf)
@@ -370,6 +460,8 @@ def baseline(
         "epochs": epochs,
         "lr": lr,
         "seed": seed,
+        "augment": asdict(augment) if augment is not None and augment.active else None,
+        "holdout_engine": getattr(splits, "holdout_engine", None),
         "best_epoch": history["best_epoch"],
         "best_val_acc": history["best_val_acc"],
         "train_seconds": history["seconds"],
