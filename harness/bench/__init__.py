@@ -5,4 +5,4 @@ firmware pipeline. May import harness.data, harness.model, harness.device and th
 harness.figures or harness.commands.
 """
 
-__all__ = ["budgets", "compare", "pipeline", "pytestplugin", "report", "results"]
+__all__ = ["budgets", "compare", "exports", "history", "html_report", "pipeline", "pytestplugin", "report", "results"]

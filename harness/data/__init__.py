@@ -5,4 +5,4 @@ micro_speech feature front end. Imports only the floor (harness.errors, paths, c
 nothing of models, devices or benchmarks.
 """
 
-__all__ = ["audio", "dataset", "features", "hashsplit", "synth"]
+__all__ = ["audio", "clips", "dataset", "features", "hashsplit", "synth"]

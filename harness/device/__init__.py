@@ -5,4 +5,4 @@ serial protocol and link, the emulator and the board kinds. Its input is a .tfli
 harness.data where it must (feature constants) and the floor, never harness.model or harness.bench.
 """
 
-__all__ = ["boards", "codegen", "emulator", "firmware", "frontend_native", "link", "protocol", "reference"]
+__all__ = ["boards", "codegen", "cycles", "emuboard", "emulator", "firmware", "frontend_native", "link", "protocol", "reference"]

@@ -5,4 +5,4 @@ export to the interchange format. Imports harness.data, models/ and the floor; n
 (the device side takes a .tflite, not a model) and never harness.bench.
 """
 
-__all__ = ["evaluate", "export", "prune", "quant", "stats", "train", "variants"]
+__all__ = ["crossval", "evaluate", "export", "prune", "quant", "stats", "train", "variants"]
