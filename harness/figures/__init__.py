@@ -4,4 +4,4 @@ Sits on top of the stages: may import harness.bench, model, data and the floor; 
 imports it.
 """
 
-__all__ = ["compression", "preprocessing", "training"]
+__all__ = ["compression", "history", "preprocessing", "run", "training"]
