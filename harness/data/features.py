@@ -194,12 +194,12 @@ def compute(samples: Sequence, background: Sequence[np.ndarray], *, copies: int 
         for c in progress_track(chunks, len(chunks), description, enabled=progress):
             results.append(_chunk(c))
     else:
-        import multiprocessing as mp
+        from harness.workers import pool as worker_pool
 
         # fork is cheap and never re-imports the caller's __main__; it is only safe while this
         # process has not loaded TensorFlow (its thread pools do not survive a fork).
         method = "spawn" if "tensorflow" in sys.modules else "fork"
-        with mp.get_context(method).Pool(processes, initializer=_init_worker, initargs=(background,)) as pool:
+        with worker_pool(processes, method, initializer=_init_worker, initargs=(background,)) as pool:
             for r in progress_track(pool.imap_unordered(_chunk, chunks), len(chunks), description, enabled=progress):
                 results.append(r)
     idx = np.concatenate([r[0] for r in results]) if results else np.zeros(0, np.int64)

@@ -481,10 +481,10 @@ def generate(out_dir: Path | str, size: str = "small", seed: int = 0, processes:
             for a in progress_track(args, total=len(args), description=f"synth {size}", enabled=progress):
                 _render_star(a)
         else:
-            import multiprocessing as mp
+            from harness.workers import pool as worker_pool
 
             # fork: workers need only numpy/scipy/subprocess, and fork never re-imports __main__
-            with mp.get_context("fork" if "tensorflow" not in sys.modules else "spawn").Pool(processes) as pool:
+            with worker_pool(processes, "fork" if "tensorflow" not in sys.modules else "spawn") as pool:
                 for _ in pool.imap_unordered(_festival_batch, batches):
                     pass
                 it = pool.imap_unordered(_render_star, args, chunksize=16)
