@@ -204,16 +204,7 @@ class RunStore:
         if new:
             w.writerow(COLUMNS)
         w.writerow(row.to_csv())
-        data = buf.getvalue().encode()
-        try:
-            fd = os.open(self.csv_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                os.write(fd, data)  # one write: the row lands whole or not at all
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            raise HarnessError(f"cannot append to {self.csv_path}: {exc.strerror or exc}") from None
+        _append_whole(self.csv_path, buf.getvalue().encode())
         return row
 
     def write_metadata(self, **fields: Any) -> Path:
@@ -231,16 +222,7 @@ class RunStore:
         """Append one JSON line to ``<stem>[-<writer>].jsonl`` (one write, fsynced, like a row)."""
         name = f"{stem}-{self.writer}.jsonl" if self.writer else f"{stem}.jsonl"
         path = self.run_dir / name
-        data = (json.dumps(record, default=str, sort_keys=True) + "\n").encode()
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                os.write(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            raise HarnessError(f"cannot append to {path}: {exc.strerror or exc}") from None
+        _append_whole(path, (json.dumps(record, default=str, sort_keys=True) + "\n").encode())
         return path
 
     def record_finding(self, name: str, reproduced: bool, detail: str, test_id: str = "",
@@ -257,6 +239,20 @@ class RunStore:
         self.set_where(**identity)
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
         return _readable(atomic_write_json(self.run_dir / "devices" / f"{safe}.json", {"label": label, **identity}))
+
+
+def _append_whole(path: Path, data: bytes) -> None:
+    """Append ``data`` with one write and fsync it: a row lands whole or not at all, even when the
+    process is killed right after (rows measured before a crash stay on disk)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise HarnessError(f"cannot append to {path}: {exc.strerror or exc}") from None
 
 
 def _readable(path: Path) -> Path:

@@ -101,24 +101,24 @@ def _as_clip(audio: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.int16)
 
 
+def _compute(function: str, audio: np.ndarray, dtype: type) -> np.ndarray:
+    """Run one of the C front end's whole-clip entry points into a (49, 40) array of ``dtype``."""
+    clip = _as_clip(audio)
+    out = np.zeros((FRAMES, CHANNELS), dtype=dtype)
+    rc = getattr(load_library(), function)(clip, clip.shape[0], out.ctypes.data)
+    if rc != OK:
+        raise HarnessError(f"C front end: {function} returned {rc}")
+    return out
+
+
 def frontend_c(audio_int16: np.ndarray) -> np.ndarray:
     """1 s of 16 kHz int16 audio -> uint16 (49, 40), like ``features.frontend`` (TF op)."""
-    clip = _as_clip(audio_int16)
-    out = np.zeros((FRAMES, CHANNELS), dtype=np.uint16)
-    rc = load_library().kws_frontend_compute_u16(clip, clip.shape[0], out.ctypes.data)
-    if rc != OK:
-        raise HarnessError(f"C front end: kws_frontend_compute_u16 returned {rc}")
-    return out
+    return _compute("kws_frontend_compute_u16", audio_int16, np.uint16)
 
 
 def features_c(audio: np.ndarray) -> np.ndarray:
     """1 s of 16 kHz int16 audio -> int8 (49, 40), as the firmware feeds the model."""
-    clip = _as_clip(audio)
-    out = np.zeros((FRAMES, CHANNELS), dtype=np.int8)
-    rc = load_library().kws_frontend_compute(clip, clip.shape[0], out.ctypes.data)
-    if rc != OK:
-        raise HarnessError(f"C front end: kws_frontend_compute returned {rc}")
-    return out
+    return _compute("kws_frontend_compute", audio, np.int8)
 
 
 def generate_tables(out_dir: Path) -> list[Path]:
