@@ -222,15 +222,21 @@ class _Lowering:
 
     # --- ops ---
 
-    def conv_2d(self, op: tflite_info.OpInfo, k: int) -> _Step:
-        o = op.options
+    def _conv_operands(self, op: tflite_info.OpInfo, channel_axis: int) -> tuple[Any, Any, np.ndarray, np.ndarray]:
+        """Input and output tensors (int8, input [1, H, W, C]) and the per-output-channel weights of a
+        CONV_2D (channels on axis 0) or DEPTHWISE_CONV_2D (axis 3)."""
         x = self.int8_activation(op, op.inputs[0], "input")
         y = self.int8_activation(op, op.outputs[0], "output")
         if len(x.shape) != 4 or x.shape[0] != 1:
             raise self.err(op, f"input shape {x.shape} must be [1, H, W, C]")
+        w, w_scales = self.weights(op, op.inputs[1], y.shape[3], channel_axis)
+        return x, y, w, w_scales
+
+    def conv_2d(self, op: tflite_info.OpInfo, k: int) -> _Step:
+        o = op.options
+        x, y, w, w_scales = self._conv_operands(op, channel_axis=0)
         _, in_h, in_w, in_c = x.shape
         _, out_h, out_w, out_c = y.shape
-        w, w_scales = self.weights(op, op.inputs[1], out_c, 0)
         oc, k_h, k_w, ic = w.shape
         if oc != out_c or ic != in_c:
             raise self.err(op, f"filter shape {w.shape} does not fit input {x.shape} / output {y.shape}")
@@ -354,13 +360,9 @@ class _Lowering:
 
     def depthwise_conv_2d(self, op: tflite_info.OpInfo, k: int) -> _Step:
         o = op.options
-        x = self.int8_activation(op, op.inputs[0], "input")
-        y = self.int8_activation(op, op.outputs[0], "output")
-        if len(x.shape) != 4 or x.shape[0] != 1:
-            raise self.err(op, f"input shape {x.shape} must be [1, H, W, C]")
+        x, y, w, w_scales = self._conv_operands(op, channel_axis=3)
         _, in_h, in_w, in_c = x.shape
         _, out_h, out_w, out_c = y.shape
-        w, w_scales = self.weights(op, op.inputs[1], out_c, 3)
         one, k_h, k_w, wc = w.shape
         if one != 1 or wc != out_c or out_c % in_c:
             raise self.err(op, f"filter shape {w.shape} does not fit input {x.shape} / output {y.shape}")
