@@ -18,7 +18,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from harness.device.emulator import _die_with_parent  # noqa: E402 - PR_SET_PDEATHSIG in the child
+from harness.device.emulator import die_with_parent  # noqa: E402 - PR_SET_PDEATHSIG in the child
 START_TIMEOUT_S = 60.0
 
 
@@ -44,9 +44,9 @@ class LabFarm:
 
     def _spawn(self, name: str, cmd: list[str], **env: str) -> subprocess.Popen:
         log = open(self.root / f"{name}.log", "wb")
-        proc = subprocess.Popen(cmd, cwd=self.root, env=self.env(**env), stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True,
-                                preexec_fn=_die_with_parent)  # a test process killed hard leaves no farm behind
+        proc = subprocess.Popen(die_with_parent(cmd), cwd=self.root, env=self.env(**env), stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL,  # a test process killed hard leaves no farm behind
+                                start_new_session=True)
         self.procs[name] = proc
         return proc
 

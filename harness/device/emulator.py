@@ -14,9 +14,9 @@ atexit, and PR_SET_PDEATHSIG (the kernel kills it if the harness dies without cl
 from __future__ import annotations
 
 import atexit
-import ctypes
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -32,19 +32,20 @@ from harness.errors import HarnessError
 
 QEMU = "qemu-system-arm"
 QEMU_MACHINE = "mps2-an386"
-_PR_SET_PDEATHSIG = 1
 _live: "weakref.WeakSet[EmulatedBoard]" = weakref.WeakSet()
 _lock = threading.Lock()
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    # Note: the kernel sends the signal when the *thread* that started the child ends, so start
-    # emulators from a thread that lives as long as they should (the main thread in the CLI/tests).
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except Exception:
-        pass
+def die_with_parent(cmd: list[str]) -> list[str]:
+    """``cmd`` prefixed so the kernel SIGKILLs it when the harness dies (PR_SET_PDEATHSIG).
+
+    util-linux's ``setpriv`` (Essential on Debian) sets the flag and execs ``cmd``: no Python runs
+    in the child between fork and exec. A ``preexec_fn`` doing the same crashed (SIGSEGV) when the
+    parent held gRPC threads (the labgrid client), so the child never became QEMU. The kernel sends
+    the signal when the *thread* that started the child ends, so start emulators from a thread
+    that lives as long as they should (the main thread in the CLI/tests)."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--", *cmd] if setpriv else list(cmd)
 
 
 def _free_port() -> int:
@@ -335,15 +336,12 @@ class EmulatedBoard:
 
 def _spawn(cmd: list[str], stdin: Any = subprocess.DEVNULL) -> subprocess.Popen:
     # stderr goes to an unlinked temporary file: a pipe nobody drains could block QEMU one day.
+    if shutil.which(cmd[0]) is None:
+        raise HarnessError(f"emulator: {cmd[0]} not found (install Debian's qemu-system-arm)")
     log = tempfile.TemporaryFile()
-    try:
-        proc = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE, stderr=log,
-                                preexec_fn=_die_with_parent, close_fds=True)
-        proc.stderr_log = log  # Popen.stderr stays None for a file; keep ours to read errors back
-        return proc
-    except FileNotFoundError:
-        log.close()
-        raise HarnessError(f"emulator: {cmd[0]} not found (install Debian's qemu-system-arm)") from None
+    proc = subprocess.Popen(die_with_parent(cmd), stdin=stdin, stdout=subprocess.PIPE, stderr=log, close_fds=True)
+    proc.stderr_log = log  # Popen.stderr stays None for a file; keep ours to read errors back
+    return proc
 
 
 def _stderr_text(proc: subprocess.Popen) -> str:
