@@ -7,10 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from harness.bench import compare, report, results
+from harness.bench import compare, html_report, report, results
 from harness.figures import run as figure_run
 from harness.cli import main
 from harness.errors import HarnessError
+
+
+def _markdown(run: results.Run) -> str:
+    return html_report.render_markdown(run, html_report.answer(run))
+
+
+def _html(run: results.Run) -> str:
+    return html_report.render_html(run, html_report.answer(run))
 
 
 def _run(path: Path, rows: list[tuple]) -> results.Run:
@@ -102,11 +110,11 @@ def test_report_table_markdown_html_json(tmp_path: Path) -> None:
     report.print_table(run, console)
     text = console.export_text()
     assert "fp32" in text and "PASS" in text and "FAIL" in text and "94.0 %" in text
-    md = report.markdown(run)
-    assert "| fp32 |" in md and "## Failed checks" in md
-    html = report.html_report(run)
-    assert "<table>" in html and "qat-sym-4" in html
-    written = report.write_reports(run)
+    md = _markdown(run)
+    assert "| fp32 |" in md and "## Failed budgets" in md and "accuracy_yes=0.5" in md
+    html = _html(run)
+    assert "<table" in html and "qat-sym-4" in html
+    written = html_report.write_reports(run)
     assert {p.name for p in written} == {"report.md", "report.html", "summary.json"}
     summary = json.loads((run.path / "summary.json").read_text())
     assert summary["variants"][0]["variant"] == "fp32"
@@ -143,7 +151,7 @@ def test_report_draws_the_compression_figures_from_the_run(tmp_path: Path) -> No
                  (v, "flops", 672004 * (1 - pct / 100), ""), (v, "host_latency_cpu", 0.2, "ms"),
                  (v, "device_network", 800000 * (1 - pct / 100), "instructions")]
     run = _run(tmp_path / "r", rows)
-    written = {p.name for p in report.write_reports(run, figures=figure_run.draw)}
+    written = {p.name for p in html_report.write_reports(run, figures=figure_run.draw)}
     assert {"fig08_quant_sym.png", "fig10_struct_params.png", "fig12b_struct_mcu.png"} <= written
     assert (run.path / "figures" / "fig12b_struct_mcu.png").stat().st_size > 1000
 
@@ -182,9 +190,9 @@ def test_a_budgeted_metric_never_measured_fails_the_variant(tmp_path: Path) -> N
     assert "board stopped answering" in rows["fp32"]["not_measured"]["exact"]
     assert rows["qat-sym-4"]["verdict"] == "PASS"
     assert rows["ptq-sym-2"]["verdict"] == "data point"  # report_only: never PASS, its floor not checked
-    md = report.markdown(run)
+    md = _markdown(run)
     assert "exact: not measured: test_device_accuracy_and_exactness[fp32] failed: device emu-main: board stopped" in md
-    assert "| ptq-sym-2 |" in md and "data point" in md and "**verdict: FAIL" in md
+    assert "| ptq-sym-2 |" in md and "data point" in md and "# kws-harness run r: **FAIL**" in md
     summary = report.to_json(run)
     assert summary["verdict"] == "FAIL" and summary["partial"] is False
     assert json.loads(json.dumps(summary, default=str))["variants"][0]["verdict"] == "FAIL"
@@ -200,7 +208,7 @@ def test_a_run_that_did_not_finish_is_partial_everywhere(tmp_path: Path, capsys:
     assert run.status()[0] and "did not finish" in run.status()[1]
     v = report.run_verdict(run)
     assert v["partial"] and v["verdict"] == "FAIL"  # fp32 has metrics never measured
-    assert "PARTIAL RUN" in report.markdown(run)
+    assert "Partial run: did not finish" in _markdown(run)
     # a run interrupted by SIGTERM (exit status 2) is partial too; the next run's --baseline last passes over both
     interrupted = root / "20260103T000000Z-ccc"
     _run(interrupted, BASE)
@@ -212,7 +220,7 @@ def test_a_run_that_did_not_finish_is_partial_everywhere(tmp_path: Path, capsys:
     assert main(["report", str(interrupted), "--no-write"]) == 1  # nothing failed, but a partial run passes nothing
     out = capsys.readouterr().out
     assert "verdict: PARTIAL" in out
-    summary = json.loads((report.write_reports(results.load_run(interrupted))[2]).read_text())
+    summary = json.loads((html_report.write_reports(results.load_run(interrupted))[2]).read_text())
     assert summary["verdict"] == "PARTIAL" and summary["partial"] is True
     assert main(["report", str(done), "--no-write"]) == 0
 
@@ -230,9 +238,9 @@ def test_table_shows_parameters_and_non_zero_apart_and_the_findings(tmp_path: Pa
     assert "finding" not in rows
     assert rows["unstruct-l1-70-ft"]["cells"]["params"] == "16.7 k" and rows["unstruct-l1-70-ft"]["cells"]["non-zero"] == "4996"
     assert rows["fp32"]["cells"]["non-zero"] == ""  # no zeros: nothing to say
-    md = report.markdown(run)
-    assert "| with_finetuning_70[struct] | not reproduced | fine-tuned 70%-pruned model is 26.5 pts below fp32 |" in md
-    assert "| with_finetuning_70[unstruct] | reproduced |" in md
+    md = _markdown(run)
+    assert "- NOT reproduced: with_finetuning_70[struct] (fine-tuned 70%-pruned model is 26.5 pts below fp32)" in md
+    assert "- reproduced: with_finetuning_70[unstruct] (fp32 90.8%, 70% pruned fine-tuned 86.7%)" in md
     from rich.console import Console
 
     console = Console(record=True, width=200)
@@ -260,7 +268,7 @@ def test_compare_with_a_budgets_file_that_is_not_utf8_is_one_line(tmp_path: Path
     assert err.startswith("error: ") and "budgets.toml:2: not UTF-8 text (byte 0xff" in err and len(err.splitlines()) == 1
 
 
-def test_html_report_carries_the_verdict_line(tmp_path: Path) -> None:
+def test_html_report_carries_the_verdict(tmp_path: Path) -> None:
     run = _planned_run(tmp_path / "r", finished=False)
-    html = report.html_report(run)
-    assert "verdict: FAIL" in html and "PARTIAL RUN: did not finish" in html
+    html = _html(run)
+    assert "kws-harness r: FAIL" in html and "did not finish" in html

@@ -157,13 +157,9 @@ def _diff_text(d: Diff) -> str:
 
 
 def findings(run: Run) -> list[tuple[str, bool | None, str]]:
-    """(finding, reproduced?, detail): from ``report.findings_rows`` where the report has it, else from
-    the rows of the ``finding`` pseudo-variant (metric = the finding's name, 1 = reproduced)."""
-    rows_of = getattr(report, "findings_rows", None)
-    if callable(rows_of):
-        return [(f["finding"] + (" (REGRESSION)" if f.get("status") == "REGRESSION" else ""),
-                 bool(f.get("reproduced")), str(f.get("detail", ""))) for f in rows_of(run)]
-    return [(name, bool(r.value), "") for name, r in sorted(run.latest().get("finding", {}).items())]
+    """(finding, reproduced?, detail) from ``report.findings_rows``."""
+    return [(f["finding"] + (" (REGRESSION)" if f.get("status") == "REGRESSION" else ""),
+             bool(f.get("reproduced")), str(f.get("detail", ""))) for f in report.findings_rows(run)]
 
 
 def answer(run: Run, comparison: Comparison | None = None, drift: DriftReport | None = None) -> Answer:
@@ -362,7 +358,7 @@ def render_markdown(run: Run, ans: Answer) -> str:
     lines += ["", "## Failed budgets", ""] + ([f"- {f}" for f in ans.failed_budgets] or ["none"])
     lines += ["", "## Findings", ""]
     lines += [f"- {'reproduced' if ok else ('NOT reproduced' if ok is False else 'not checked')}: {n}"
-              for n, ok, _ in ans.findings] or ["no findings checked in this run"]
+              + (f" ({d})" if d else "") for n, ok, d in ans.findings] or ["no findings checked in this run"]
     lines += ["", "## Run", ""] + [f"- {k}: {v}" for k, v in metadata_items(run)]
     rows = report.summary_rows(run)
     latest = run.latest()

@@ -1,18 +1,14 @@
-"""Tables and reports of a run: the terminal table, Markdown, HTML, JSON, and the plots.
+"""A run's rows, verdict and terminal table; the JSON summary.
 
 Why one module: the end-of-session table in pytest and ``python -m harness report`` must show the
 same thing, so both call ``summary_rows`` and render it; what a test measured is what the CLI shows.
+The files (report.md, report.html, summary.json) are written by ``harness.bench.html_report``.
 """
 
 from __future__ import annotations
 
-import html
-import json
-from pathlib import Path
 from typing import Any, Callable
 
-from harness.cache import atomic_write_text
-from harness.errors import HarnessError
 from harness.bench.results import FINDING, Row, Run
 
 # (header, metrics tried in order, formatter). The first metric present fills the cell; "~" marks
@@ -264,91 +260,9 @@ def print_table(run: Run, console: Any = None, title: str | None = None) -> None
     console.print(escape(verdict_line(run_verdict(run))), soft_wrap=True)
 
 
-def markdown(run: Run) -> str:
-    rows = summary_rows(run)
-    cols = _used_headers(rows)
-    meta = run.metadata
-    git = meta.get("git", {})
-    verdict = run_verdict(run, rows)
-    lines = [f"# kws-harness run {run.path.name}", "", f"**{verdict_line(verdict)}**", ""]
-    lines.append(f"- git: {git.get('sha', '?')}{' (dirty)' if git.get('dirty') else ''}")
-    if "dataset" in meta:
-        lines.append(f"- data set: {meta['dataset'].get('id', '?')} ({meta['dataset'].get('hash', '?')})")
-        c = meta["dataset"].get("clips")
-        if c:
-            lines.append(f"- clips on load: {c.get('clips', '?')} read, {c.get('converted', '?')} converted "
-                         f"({c.get('resampled', '?')} resampled to 16 kHz, {c.get('downmixed', '?')} downmixed to mono, "
-                         f"{c.get('cropped', '?')} cropped to 1 s), {c.get('unreadable', '?')} unreadable (skipped)")
-    for label, dev in meta.get("devices", {}).items():
-        lines.append(f"- device {label}: " + ", ".join(f"{k}={v}" for k, v in dev.items() if k != "label"))
-    lines += ["", "| " + " | ".join(["variant", *cols, "budgets"]) + " |",
-              "|" + "---|" * (len(cols) + 2)]
-    for r in rows:
-        lines.append("| " + " | ".join([r["variant"], *[r["cells"][h] for h in cols], r["verdict"]]) + " |")
-    data_points = [r["variant"] for r in rows if r["report_only"]]
-    if data_points:
-        lines += ["", f"Data points (`report_only` in the budgets: floors not checked, never PASS): {', '.join(data_points)}"]
-    fails = failures_text(run)
-    if fails:
-        lines += ["", "## Failed checks", ""] + [f"- {f}" for f in fails]
-    found = findings_rows(run)
-    if found:
-        lines += ["", "## The paper's findings on this data", "", "| finding | result | numbers |", "|---|---|---|"]
-        lines += [f"| {f['finding']} | {f['status']} | {f['detail'].replace('|', '/')} |" for f in found]
-    lines += ["", "## Versions", ""] + [f"- {k}: {v}" for k, v in meta.get("versions", {}).items()]
-    return "\n".join(lines) + "\n"
-
-
-def html_report(run: Run) -> str:
-    rows = summary_rows(run)
-    cols = _used_headers(rows)
-    esc = html.escape
-    head = "".join(f"<th>{esc(h)}</th>" for h in ["variant", *cols, "budgets"])
-    body = []
-    for r in rows:
-        color = {"PASS": "#2a2", "FAIL": "#c22", "data point": "#27a"}.get(r["verdict"], "#888")
-        tds = "".join(f"<td>{esc(c)}</td>" for c in [r["variant"], *[r["cells"][h] for h in cols]])
-        title = esc("; ".join(r["failed"]))
-        body.append(f"<tr>{tds}<td style='color:{color}' title='{title}'><b>{r['verdict']}</b></td></tr>")
-    figs = sorted((run.path / "figures").glob("*.png")) if (run.path / "figures").is_dir() else []
-    imgs = "".join(f"<figure><img src='figures/{esc(p.name)}' width='480'><figcaption>{esc(p.stem)}</figcaption></figure>" for p in figs)
-    meta = esc(json.dumps({k: run.metadata.get(k) for k in ("git", "dataset", "devices", "versions")}, indent=1, default=str))
-    return (
-        "<!doctype html><meta charset='utf-8'><title>kws-harness " + esc(run.path.name) + "</title>"
-        "<style>body{font-family:sans-serif}td,th{padding:2px 8px;text-align:right}"
-        "td:first-child{text-align:left}table{border-collapse:collapse}tr:nth-child(even){background:#f4f4f4}</style>"
-        f"<h1>kws-harness run {esc(run.path.name)}</h1><p><b>{esc(verdict_line(run_verdict(run, rows)))}</b></p>"
-        f"<table><tr>{head}</tr>{''.join(body)}</table>"
-        f"{imgs}<h2>Metadata</h2><pre>{meta}</pre>"
-    )
-
-
 def to_json(run: Run) -> dict[str, Any]:
     rows = summary_rows(run)
     v = run_verdict(run, rows)
     return {"run": str(run.path), "verdict": v["verdict"], "partial": v["partial"],
             "partial_reason": v["partial_reason"], "counts": v["counts"], "metadata": run.metadata,
             "variants": rows, "findings": findings_rows(run)}
-
-
-# this run's metric -> the variants-table column harness.figures.compression reads
-def write_reports(run: Run, figures: Callable[[Run], list[Path]] | None = None,
-                  notes: list[str] | None = None) -> list[Path]:
-    """Write report.md, report.html and summary.json (and the plots) into the run folder.
-
-    ``figures(run)`` draws the plots (``harness.figures.run.draw``: the figures sit above this layer,
-    so the caller hands them in). ``notes`` collects what was left out (e.g. the figures when no
-    variants table exists)."""
-    notes = notes if notes is not None else []
-    written: list[Path] = []
-    if figures is not None:
-        try:
-            written += figures(run)
-        except HarnessError as exc:  # no sweep table yet: the reports still matter
-            notes.append(f"figures skipped: {exc}")
-    written.append(atomic_write_text(run.path / "report.md", markdown(run)))
-    written.append(atomic_write_text(run.path / "report.html", html_report(run)))
-    written.append(atomic_write_text(run.path / "summary.json", json.dumps(to_json(run), indent=2, default=str) + "\n"))
-    for p in written:
-        p.chmod(0o644)  # atomic writes make 0600 files; reports are meant to be shared
-    return written
