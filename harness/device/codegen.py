@@ -296,8 +296,17 @@ class _Lowering:
         pairs = (k_w + 1) // 2
         row_q = 2 * (out_w + (out_w & 1) - 1) + 2 * pairs
         rows_q = (out_h - 1) * g["stride_h"] + k_h
-        short_q = short_requant_ok(bias, w, mult, shift, g["output_zp"])
+        # A channel whose weights are all zero (a quantized or pruned-away filter) outputs one constant;
+        # the converter gives it a tiny scale and a huge bias, which alone would rule out the short
+        # requantization for the whole layer. Its constant is folded in (bias 0, add = 2 * c, right 1).
+        dead = ~w.reshape(out_c, -1).any(axis=1)
+        live = ~dead
+        short_q = short_requant_ok(bias[live], w[live], mult[live], shift[live], g["output_zp"])
         scale = 2 if short_q else 1
+        if short_q and dead.any():
+            const = {c: tflite_requant(int(bias[c]), int(mult[c]), int(shift[c]), g["output_zp"], g["act_min"],
+                                       g["act_max"]) for c in np.flatnonzero(dead).tolist()}
+            bias = np.where(dead, 0, bias)
         packed = conv_fast_weight_layout(w * scale)
         oc_pad = out_c + (out_c & 1)
         rows = []
@@ -306,7 +315,9 @@ class _Lowering:
                 rows.append("    {0, 0, 0, 0},")
                 continue
             b, m, sh = int(bias[c]) * scale, int(mult[c]), int(shift[c])
-            if short_q:
+            if short_q and dead[c]:  # (0 + 2c + 0) >> 1 = c
+                rows.append(f"    {{0, {2 * const[c]}, 1, 0}},")
+            elif short_q:
                 right = -sh
                 rows.append(f"    {{{m}, {(1 << (right - 1)) + g['output_zp'] * (1 << right)}, {right}, {b}}},")
             else:
@@ -626,6 +637,21 @@ def conv_fast_applies(in_c: int, stride_w: int) -> bool:
     return in_c == 1 and stride_w == 2
 
 
+def tflite_requant(acc: int, multiplier: int, shift: int, out_zp: int, act_min: int, act_max: int) -> int:
+    """TFLite's int8 requantization of one accumulator (MultiplyByQuantizedMultiplier, double rounding,
+    as TFLM builds it; kws_requant in kws_arith.h), then zero point and activation clamp."""
+    left, right = max(shift, 0), max(-shift, 0)
+    a = ((acc << left) + (1 << 31)) % (1 << 32) - (1 << 31)  # int32 wrap, as C
+    if a == multiplier == -(1 << 31):
+        x = (1 << 31) - 1
+    else:
+        x = (a * multiplier + (1 << 30)) >> 31  # SaturatingRoundingDoublingHighMul (floor form, see kws_arith.h)
+    mask = (1 << right) - 1
+    threshold = (mask >> 1) + (1 if x < 0 else 0)
+    v = (x >> right) + (1 if (x & mask) > threshold else 0) + out_zp
+    return min(max(v, act_min), act_max)
+
+
 def short_requant_ok(bias: np.ndarray, w: np.ndarray, mult: np.ndarray, shift: np.ndarray, out_zp: int) -> bool:
     """Whether kws_requant_short is exact for every accumulator this layer can produce.
 
@@ -633,8 +659,8 @@ def short_requant_ok(bias: np.ndarray, w: np.ndarray, mult: np.ndarray, shift: n
     every right shift must be 1..30 with no left shift, and the rounding constant plus the
     SMMULR result (|x| <= 2^30) must not overflow.
     """
-    out_c = len(bias)
-    bound = np.abs(np.asarray(bias, dtype=np.int64)) + 128 * np.abs(w.reshape(out_c, -1).astype(np.int64)).sum(axis=1)
+    abs_w = np.abs(np.asarray(w, dtype=np.int64))
+    bound = np.abs(np.asarray(bias, dtype=np.int64)) + 128 * abs_w.sum(axis=tuple(range(1, abs_w.ndim)))
     if (2 * bound >= (1 << 31)).any():
         return False
     for s in np.asarray(shift).tolist():

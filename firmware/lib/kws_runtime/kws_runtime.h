@@ -64,7 +64,9 @@ typedef struct {
  * and biases are doubled and requantization is kws_requant_short; otherwise kws_requant_ch. */
 typedef struct {
     int32_t multiplier;
-    int32_t add;         /* short_q: 2^(right-1) + out_zp * 2^right; else the left shift */
+    int32_t add;         /* short_q: 2^(right-1) + out_zp * 2^right; else the left shift.
+                          * A short_q channel with all-zero weights outputs its constant c:
+                          * multiplier 0, add 2c, right 1, bias 0 (codegen folds it) */
     int32_t right;       /* right shift */
     int32_t bias;        /* folded bias (doubled when short_q) */
 } kws_fast_q_t;
