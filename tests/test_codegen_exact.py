@@ -180,6 +180,8 @@ MODELS = {
     "tinyconv8_2bit_dead": dict(build=_tinyconv(8), bits=2, dead=(3, 4, 6)),
     "tinyconv8_4bit_6units": dict(build=_tinyconv(8, units=6), bits=4),  # an interleaved block + 2 rows
     "tinyconv7_6bit_6units": dict(build=_tinyconv(7, units=6), bits=6),  # padding channel and FC units
+    # 4-bit FC: an odd unit after 2 pairs, an odd count of input words (depth 3500): the C tails
+    "tinyconv7_4bit_5units": dict(build=_tinyconv(7, units=5), bits=4),
     "odd_fast_4bit": dict(build=_build_odd_fast, bits=4),  # odd k_w: the padding zero joins the levels
     "tinyconv8_pruned70": dict(build=_tinyconv(8), prune=0.7),  # sparse FC
     "tinyconv8_pruned95_6units": dict(build=_tinyconv(8, units=6), prune=0.95),  # long gaps: fillers
@@ -276,7 +278,7 @@ def test_dead_conv_channels_keep_the_fused_short_path(models: dict[str, Path], t
 
 @pytest.mark.parametrize("name, bits, conv, fc", [
     ("tinyconv8_4bit", 4, "4bit", "4bit"), ("tinyconv8_2bit", 2, "2bit", "2bit"),
-    ("tinyconv8_4bit_6units", 4, "4bit", "4bit"),
+    ("tinyconv8_4bit_6units", 4, "4bit", "4bit"), ("tinyconv7_4bit_5units", 4, "4bit", "4bit"),
     ("tinyconv7_6bit_6units", 6, "int8", "6bit"),  # 6-bit conv codes would save little and cost time
     ("odd_fast_4bit", 4, "4bit", "int8")])  # FC depth 1785: not a multiple of 4
 def test_packed_weights_bit_exact(models: dict[str, Path], inputs: np.ndarray, name: str, bits: int, conv: str,

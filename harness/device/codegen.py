@@ -439,8 +439,13 @@ class _Lowering:
         bias = self.bias(op, units) - x.zero_points[0] * w.sum(axis=1)
         sparse = self.fc_sparse(op, p, w, bias, mult, shift, n_in // depth, units, depth, per_channel, out_zp,
                                  act_min, act_max) if self.pack else None
-        pk = (pack_weights(w.reshape(-1), np.repeat(np.arange(units), depth), units)
+        wc = (weight_codes(w.reshape(-1), np.repeat(np.arange(units), depth), units)
               if self.pack and depth % 4 == 0 else None)
+        pk = None
+        if wc is not None:
+            bits, tables = wc[0], wc[2]
+            codes = fc_packed_layout(wc[1].reshape(units, depth), bits)
+            pk = bits, codes, tables
         if pk is not None and sparse is not None and sparse[0].const_bytes < pk[1].size + pk[2].size + units * 4:
             pk = None  # sparse is smaller than the packed codes: offer it (generate() decides on time)
         if pk is not None and pk[1].size + pk[2].size >= w.size:
@@ -448,10 +453,6 @@ class _Lowering:
         if pk is not None:
             bits, codes, tables = pk
             self.packing[p] = bits
-            if bits == 4:  # full 4-unit blocks interleaved per input word (kws_fc_dot4_q4 reads one stream)
-                full, rows = units // 4 * 4, codes.reshape(units, -1)
-                codes = np.concatenate([rows[b:b + 4].reshape(4, -1, 2).transpose(1, 0, 2).reshape(-1)
-                                        for b in range(0, full, 4)] + [rows[full:].reshape(-1)])
             arrays = (_c_array("uint8_t", f"{p}_packed", codes) + _c_array("int8_t", f"{p}_tables", tables)
                       + _c_array("int32_t", f"{p}_bias", self.int32(bias, "folded bias", self.where))
                       + _c_array("int32_t", f"{p}_mult", mult) + _c_array("int32_t", f"{p}_shift", shift))
@@ -462,7 +463,7 @@ class _Lowering:
             return _Step(op.name, arrays + _c_struct("kws_fc_packed_t", p, fields),
                          f"kws_fc_packed_s8(&{p}, {{in}}, {{out}}, {{scratch}});", op.inputs[0], op.outputs[0],
                          macs=(n_in // depth) * units * depth,
-                         scratch_bytes=16 * 64 + {2: 4 * 1024, 4: 4 * 512, 6: 0}[bits],  # chunk + byte tables
+                         scratch_bytes={2: 16 * 64 + 4 * 1024, 4: 2 * 1024, 6: 0}[bits],  # chunk / byte tables
                          const_bytes=codes.size + tables.size + units * 4 + mult.size * 8)
         self.packing[p] = 8
         arrays = (_c_array("int8_t", f"{p}_weights", fc_weight_layout(w)) + _c_array("int32_t", f"{p}_bias", self.int32(bias, "folded bias", self.where))
@@ -575,17 +576,11 @@ def sparse_fc_encode(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return (np.array(groups, dtype=np.uint16), np.array(steps, dtype=np.uint8), np.array(values, dtype=np.int8))
 
 
-def pack_weights(values: np.ndarray, channel: np.ndarray, n_channels: int) -> tuple[int, np.ndarray, np.ndarray] | None:
-    """Weights as b-bit codes + a per-channel table of their values, or None if 8 bits are needed.
-
-    ``values`` is the weight stream in the order the kernel reads it (length a multiple of 4),
-    ``channel`` the output channel of each element. b is the smallest of 2/4/6 with at most 2^b
-    distinct values in every channel; codes are the index of the value in the channel's sorted
-    table, packed LSB first (4 codes fill b/2 bytes). Decoding is a table lookup, exact.
-    """
+def weight_codes(values: np.ndarray, channel: np.ndarray, n_channels: int) -> tuple[int, np.ndarray, np.ndarray] | None:
+    """(b, codes, tables): each weight's index in its channel's sorted table of values, or None if
+    8 bits are needed. b is the smallest of 2/4/6 with at most 2^b distinct values in every
+    channel (``channel`` names each element's); tables are [n_channels, 2^b], zero-filled."""
     values, channel = np.asarray(values).reshape(-1), np.asarray(channel).reshape(-1)
-    if values.size % 4:
-        return None
     levels = [np.unique(values[channel == c]) for c in range(n_channels)]
     most = max((len(v) for v in levels), default=1)
     bits = next((b for b in PACK_BITS if most <= (1 << b)), None)
@@ -597,13 +592,67 @@ def pack_weights(values: np.ndarray, channel: np.ndarray, n_channels: int) -> tu
         tables[c, :len(lv)] = lv
         sel = channel == c
         codes[sel] = np.searchsorted(lv, values[sel])
-    bitpos = np.arange(values.size) * bits
-    stream = np.zeros((values.size * bits + 7) // 8 + 1, dtype=np.int64)
+    return bits, codes, tables
+
+
+def pack_weights(values: np.ndarray, channel: np.ndarray, n_channels: int) -> tuple[int, np.ndarray, np.ndarray] | None:
+    """Weights as b-bit codes + a per-channel table of their values, or None if 8 bits are needed.
+
+    ``values`` is the weight stream in the order the kernel reads it (length a multiple of 4),
+    ``channel`` the output channel of each element (see weight_codes); codes are packed LSB
+    first (4 codes fill b/2 bytes). Decoding is a table lookup, exact.
+    """
+    if np.asarray(values).size % 4:
+        return None
+    wc = weight_codes(values, channel, n_channels)
+    if wc is None:
+        return None
+    bits, codes, tables = wc
+    bitpos = np.arange(codes.size) * bits
+    stream = np.zeros((codes.size * bits + 7) // 8 + 1, dtype=np.int64)
     for k in range(bits):  # scatter each code bit into its byte
         bit = (codes >> k) & 1
         pos = bitpos + k
         np.add.at(stream, pos // 8, bit << (pos % 8))
-    return bits, stream[:values.size * bits // 8].astype(np.uint8), tables
+    return bits, stream[:codes.size * bits // 8].astype(np.uint8), tables
+
+
+def fc_packed_layout(codes: np.ndarray, bits: int) -> np.ndarray:
+    """FC codes [units, depth] (depth % 4 == 0) as the bytes kws_fc_packed_s8 reads, per width.
+
+    2 bits: row-major, one byte per input word (code of input 4g + i in bits 2i). 4 bits: per
+    input word the bytes (c0 | c2 << 4) and (c1 | c3 << 4), rows padded to whole words, the words
+    of each unit pair interleaved (unit 0's, unit 1's, ...), a last odd unit's row after. 6 bits:
+    per unit, every 4 input words in 3 words (word k: input word k's codes in bits 0-23, code k
+    of input word 3 in bits 24-29, bits 2k, 2k+1 of its code 3 in bits 30-31), then one word
+    (bits 0-23) per leftover input word.
+    """
+    units, depth = codes.shape
+    groups = depth // 4
+    c = np.asarray(codes, dtype=np.uint32).reshape(units, groups, 4)
+    if bits == 2:
+        return (c[:, :, 0] | c[:, :, 1] << 2 | c[:, :, 2] << 4 | c[:, :, 3] << 6).astype(np.uint8).reshape(-1)
+    if bits == 4:
+        b = np.stack([c[:, :, 0] | c[:, :, 2] << 4, c[:, :, 1] | c[:, :, 3] << 4], axis=2).reshape(units, -1)
+        if groups % 2:
+            b = np.concatenate([b, np.zeros((units, 2), dtype=np.uint32)], axis=1)
+        words = b.reshape(units, -1, 4)
+        parts = [words[u:u + 2].transpose(1, 0, 2).reshape(-1) for u in range(0, units - 1, 2)]
+        parts += [words[units - 1].reshape(-1)] if units % 2 else []
+        return np.concatenate(parts).astype(np.uint8)
+    if bits != 6:
+        raise ValueError(f"no FC layout for {bits}-bit codes")
+
+    def four(g: np.ndarray) -> np.ndarray:
+        return g[..., 0] | g[..., 1] << 6 | g[..., 2] << 12 | g[..., 3] << 18
+
+    quads = groups // 4
+    q = c[:, :quads * 4].reshape(units, quads, 4, 4)
+    last = q[:, :, 3]
+    words = np.stack([four(q[:, :, k]) | last[..., k] << 24 | ((last[..., 3] >> (2 * k)) & 3) << 30
+                      for k in range(3)], axis=2).reshape(units, -1)
+    rows = np.concatenate([words, four(c[:, quads * 4:])], axis=1)
+    return rows.astype("<u4").view(np.uint8).reshape(-1)
 
 
 def conv_fast_channel_ids(out_c: int, k_h: int, pairs: int) -> np.ndarray:

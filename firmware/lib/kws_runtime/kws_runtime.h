@@ -131,14 +131,11 @@ typedef struct {
     const int32_t *shift;
 } kws_fc_t;
 
-/* FULLY_CONNECTED with packed sub-byte weights (kws_fc_packed.c): every unit's row of depth codes
- * (depth % 4 == 0; 4 codes = bits / 2 bytes, LSB first; at 4 bits the rows of each full block of
- * 4 units are interleaved per input word: unit 0's 2 bytes, unit 1's, ...) and a table of its
- * 1 << bits int8 values;
- * the last block's missing units (units % 4) run with zero weights and are not stored. Blocks of 4 units decode a chunk of
- * their rows into the interleaved int8 layout of kws_fc_s8 (scratch: KWS_FC_CHUNK * 16 bytes, then
- * 4 byte-indexed tables for 2 bits (4 KB) or 4 bits (2 KB), see kws_packed.c) and
- * run the same dot product, so the sums are those of the int8 weights. */
+/* FULLY_CONNECTED with packed sub-byte weights (kws_packed.c): depth % 4 == 0, every unit a table of
+ * its 1 << bits int8 values and a row of codes in the layout of codegen.fc_packed_layout (2 bits:
+ * row-major bytes; 4 bits: word-aligned rows, unit pairs interleaved word by word; 6 bits: 4 input
+ * words in 3 words). Scratch: 2 bits, KWS_FC_CHUNK * 16 bytes of decoded weights and 4 byte-indexed
+ * tables (4 KB); 4 bits, 2 pair tables (2 KB); 6 bits, none. */
 #define KWS_FC_CHUNK 64
 typedef struct {
     int32_t batches, depth, units;
@@ -146,7 +143,7 @@ typedef struct {
     int32_t act_min, act_max;
     int32_t per_channel;
     int32_t bits;
-    const uint8_t *packed;      /* [units][depth * bits / 8] */
+    const uint8_t *packed;      /* word-aligned, see above */
     const int8_t *tables;       /* [units][1 << bits] */
     const int32_t *bias;        /* folded bias: bias + input_offset * sum(row) */
     const int32_t *multiplier;
