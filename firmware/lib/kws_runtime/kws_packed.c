@@ -30,9 +30,17 @@ static void build_byte_table_2(const int8_t *tab, uint32_t *t) {
  * indexes the word (int16 w_lo | int16 w_hi << 16): an SMLAD operand against SXTB16 of the input
  * word, no unpacking (RAM, 1 KB per unit, built per inference). */
 static void build_pair_table_4(const int8_t *tab, uint32_t *t) {
-    for (int hi = 0; hi < 16; ++hi) {
-        const uint32_t h = (uint32_t)(int32_t)tab[hi] << 16;
-        for (int lo = 0; lo < 16; ++lo) *t++ = h | (uint16_t)(int16_t)tab[lo];
+    for (int k = 0; k < 16; k += 4) { /* 4 low halves in registers, down the 16 rows of the table */
+        const uint32_t l0 = (uint16_t)(int16_t)tab[k], l1 = (uint16_t)(int16_t)tab[k + 1];
+        const uint32_t l2 = (uint16_t)(int16_t)tab[k + 2], l3 = (uint16_t)(int16_t)tab[k + 3];
+        uint32_t *q = t + k;
+        for (int hi = 0; hi < 16; ++hi, q += 16) {
+            const uint32_t h = (uint32_t)(int32_t)tab[hi] << 16;
+            q[0] = h | l0;
+            q[1] = h | l1;
+            q[2] = h | l2;
+            q[3] = h | l3;
+        }
     }
 }
 
@@ -266,42 +274,52 @@ void kws_fc_packed_s8(const kws_fc_packed_t *p, const int8_t *in, int8_t *out, i
     }
 }
 
-/* One int16 pair word of the fast CONV_2D from two codes and the channel's table (doubled if dbl). */
-KWS_INLINE uint32_t conv_word(const int8_t *tab, uint32_t lo, uint32_t hi, int dbl) {
-    return (uint32_t)(uint16_t)(int16_t)(tab[lo] * (1 << dbl)) | (uint32_t)(uint16_t)(int16_t)(tab[hi] * (1 << dbl)) << 16;
-}
-
-/* 4 codes (b / 2 bytes) are the words of two neighbouring channels c, c + 1 of a step (blocks have an
- * even channel count); `bits` is a constant in each call below, so the shifts are immediates. */
-KWS_INLINE void conv_decode_bits(const kws_conv2d_fast_t *p, uint32_t *dst, int bits, int dbl) {
-    const int n_tab = 1 << bits, steps = p->k_h * p->pairs, oc_pad = (p->out_c + 1) & ~1;
-    const uint32_t m = (1u << bits) - 1;
-    const uint8_t *src = p->packed;
-    for (int c0 = 0; c0 < oc_pad; c0 += 4) {
-        const int nch = oc_pad - c0 >= 4 ? 4 : 2;
-        for (int s = 0; s < steps; ++s)
-            for (int c = 0; c < nch; c += 2) {
-                uint32_t v = src[0];
-                if (bits >= 4) v |= (uint32_t)src[1] << 8;
-                if (bits >= 6) v |= (uint32_t)src[2] << 16;
-                src += bits >> 1;
-                const int8_t *t0 = p->tables + (c0 + c) * n_tab, *t1 = t0 + n_tab;
-                *dst++ = conv_word(t0, v & m, (v >> bits) & m, dbl);
-                *dst++ = conv_word(t1, (v >> (2 * bits)) & m, (v >> (3 * bits)) & m, dbl);
-            }
-    }
-}
+/* Two int16 weights as one SMLAD operand word (PKHBT). */
+KWS_INLINE uint32_t pair16(int32_t lo, int32_t hi) { return (uint32_t)(uint16_t)lo | (uint32_t)hi << 16; }
 
 /* The fast CONV_2D's weight words (int16 pairs, in kws_conv2d_fast_s8's read order) from codes in
- * the same order, once per inference. */
+ * the same order (2 or 4 bits: codegen never packs this layer's weights at 6), once per inference.
+ * Per block of 4 or 2 channels the channels' values (doubled when short_q) go into a small int32
+ * table on the stack, then every code byte gives one word (4 bits) or two (2 bits). */
 void kws_conv_fast_decode(const kws_conv2d_fast_t *p, uint32_t *dst) {
-    const int dbl = p->short_q ? 1 : 0;
-    if (p->bits == 2)
-        conv_decode_bits(p, dst, 2, dbl);
-    else if (p->bits == 4)
-        conv_decode_bits(p, dst, 4, dbl);
-    else
-        conv_decode_bits(p, dst, 6, dbl);
+    const int bits = p->bits, n_tab = 1 << bits, dbl = p->short_q ? 1 : 0;
+    const int steps = p->k_h * p->pairs, oc_pad = (p->out_c + 1) & ~1;
+    const uint8_t *src = p->packed;
+    int32_t v[4][16];
+    for (int c0 = 0; c0 < oc_pad; c0 += 4) {
+        const int nch = oc_pad - c0 >= 4 ? 4 : 2;
+        for (int c = 0; c < nch; ++c)
+            for (int k = 0; k < n_tab; ++k) v[c][k] = p->tables[(c0 + c) * n_tab + k] * (1 << dbl);
+        if (bits == 4 && nch == 4) {
+            for (int s = 0; s < steps; ++s, src += 4, dst += 4) {
+                const uint32_t b = kws_load32(src); /* one byte per channel: its (kx, kx + 1) codes */
+                dst[0] = pair16(v[0][b & 15u], v[0][(b >> 4) & 15u]);
+                dst[1] = pair16(v[1][(b >> 8) & 15u], v[1][(b >> 12) & 15u]);
+                dst[2] = pair16(v[2][(b >> 16) & 15u], v[2][(b >> 20) & 15u]);
+                dst[3] = pair16(v[3][(b >> 24) & 15u], v[3][b >> 28]);
+            }
+        } else if (bits == 4) {
+            for (int s = 0; s < steps; ++s, src += 2, dst += 2) {
+                dst[0] = pair16(v[0][src[0] & 15u], v[0][src[0] >> 4]);
+                dst[1] = pair16(v[1][src[1] & 15u], v[1][src[1] >> 4]);
+            }
+        } else if (nch == 4) { /* 2 bits: a byte is the words of two channels */
+            for (int s = 0; s < steps; ++s, src += 2, dst += 4) {
+                const uint32_t b = (uint32_t)src[0] | (uint32_t)src[1] << 8;
+                dst[0] = pair16(v[0][b & 3u], v[0][(b >> 2) & 3u]);
+                dst[1] = pair16(v[1][(b >> 4) & 3u], v[1][(b >> 6) & 3u]);
+                dst[2] = pair16(v[2][(b >> 8) & 3u], v[2][(b >> 10) & 3u]);
+                dst[3] = pair16(v[3][(b >> 12) & 3u], v[3][b >> 14]);
+            }
+        } else {
+            for (int s = 0; s < steps; ++s)
+                for (int c = 0; c < nch; c += 2, dst += 2) {
+                    const uint32_t b = *src++;
+                    dst[0] = pair16(v[c][b & 3u], v[c][(b >> 2) & 3u]);
+                    dst[1] = pair16(v[c + 1][(b >> 4) & 3u], v[c + 1][b >> 6]);
+                }
+        }
+    }
 }
 
 /* Sparse FULLY_CONNECTED (unstructured-pruned weights): per unit, groups of 4 (position step, value)
