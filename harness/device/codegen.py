@@ -461,7 +461,8 @@ class _Lowering:
                           tables=f"{p}_tables", bias=f"{p}_bias", multiplier=f"{p}_mult", shift=f"{p}_shift")
             self.sparse_alt.pop(p, None)
             return _Step(op.name, arrays + _c_struct("kws_fc_packed_t", p, fields),
-                         f"kws_fc_packed_s8(&{p}, {{in}}, {{out}}, {{scratch}});", op.inputs[0], op.outputs[0],
+                         f"kws_fc_packed{bits}_s8(&{p}, {{in}}, {{out}}{'' if bits == 6 else ', {scratch}'});",
+                         op.inputs[0], op.outputs[0],
                          macs=(n_in // depth) * units * depth,
                          scratch_bytes={2: 16 * 64 + 4 * 1024, 4: 2 * 1024, 6: 0}[bits],  # chunk / byte tables
                          const_bytes=codes.size + tables.size + units * 4 + mult.size * 8)
@@ -618,7 +619,7 @@ def pack_weights(values: np.ndarray, channel: np.ndarray, n_channels: int) -> tu
 
 
 def fc_packed_layout(codes: np.ndarray, bits: int) -> np.ndarray:
-    """FC codes [units, depth] (depth % 4 == 0) as the bytes kws_fc_packed_s8 reads, per width.
+    """FC codes [units, depth] (depth % 4 == 0) as the bytes kws_fc_packed{2,4,6}_s8 read.
 
     2 bits: row-major, one byte per input word (code of input 4g + i in bits 2i). 4 bits: per
     input word the bytes (c0 | c2 << 4) and (c1 | c3 << 4), rows padded to whole words, the words

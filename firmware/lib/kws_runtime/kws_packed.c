@@ -111,7 +111,7 @@ KWS_INLINE int8_t fc_requant(const kws_fc_packed_t *p, int u, int32_t acc) {
 }
 
 /* 4 bits (layout: codegen.fc_packed_layout): unit pairs through kws_fc_q4_dot2, a last odd unit alone. */
-static void fc_packed_4(const kws_fc_packed_t *p, const int8_t *in, int8_t *out, int8_t *scratch) {
+void kws_fc_packed4_s8(const kws_fc_packed_t *p, const int8_t *in, int8_t *out, int8_t *scratch) {
     const int depth = p->depth, units = p->units, groups = depth >> 2;
     const int words = groups >> 1, row_words = (groups + 1) >> 1;
     uint32_t *tabs = (uint32_t *)(void *)scratch; /* 2 x 256 words */
@@ -209,7 +209,7 @@ __asm__(".pushsection .text.kws_fc_q6_dot1,\"ax\",%progbits\n"
 /* 6 bits (layout: codegen.fc_packed_layout): per unit, every 4 input words in 3 code words (word k:
  * input word k's 4 codes in bits 0-23, code k of input word 3 in bits 24-29, 2 bits of its code 3
  * in bits 30-31), then one word per leftover input word; weights straight from the int8 table. */
-static void fc_packed_6(const kws_fc_packed_t *p, const int8_t *in, int8_t *out) {
+void kws_fc_packed6_s8(const kws_fc_packed_t *p, const int8_t *in, int8_t *out) {
     const int depth = p->depth, units = p->units, groups = depth >> 2, quads = groups >> 2, tail = groups & 3;
     for (int b = 0; b < p->batches; ++b, in += depth, out += units) {
         const uint32_t *c = (const uint32_t *)(const void *)p->packed;
@@ -239,16 +239,8 @@ static void fc_packed_6(const kws_fc_packed_t *p, const int8_t *in, int8_t *out)
     }
 }
 
-void kws_fc_packed_s8(const kws_fc_packed_t *p, const int8_t *in, int8_t *out, int8_t *scratch) {
-    if (p->bits == 4) {
-        fc_packed_4(p, in, out, scratch);
-        return;
-    }
-    if (p->bits == 6) {
-        fc_packed_6(p, in, out);
-        return;
-    }
-    /* 2 bits: blocks of 4 units decode a chunk of their rows into kws_fc_s8's interleaved layout */
+/* 2 bits: blocks of 4 units decode a chunk of their rows into kws_fc_s8's interleaved layout. */
+void kws_fc_packed2_s8(const kws_fc_packed_t *p, const int8_t *in, int8_t *out, int8_t *scratch) {
     const int depth = p->depth, units = p->units;
     const int groups = depth >> 2; /* one code byte per input word */
     uint32_t *buf = (uint32_t *)(void *)scratch; /* KWS_FC_CHUNK groups x 4 units, interleaved */

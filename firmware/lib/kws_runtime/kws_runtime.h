@@ -131,7 +131,8 @@ typedef struct {
     const int32_t *shift;
 } kws_fc_t;
 
-/* FULLY_CONNECTED with packed sub-byte weights (kws_packed.c): depth % 4 == 0, every unit a table of
+/* FULLY_CONNECTED with packed sub-byte weights (kws_packed.c, one function per width, so only the
+ * one a model uses is linked): depth % 4 == 0, every unit a table of
  * its 1 << bits int8 values and a row of codes in the layout of codegen.fc_packed_layout (2 bits:
  * row-major bytes; 4 bits: word-aligned rows, unit pairs interleaved word by word; 6 bits: 4 input
  * words in 3 words). Scratch: 2 bits, KWS_FC_CHUNK * 16 bytes of decoded weights and 4 byte-indexed
@@ -207,7 +208,9 @@ void kws_conv_fast_decode(const kws_conv2d_fast_t *p, uint32_t *dst);
 void kws_conv_dot_c(const int16_t *x, const uint32_t *w, int32_t *acc, int nch, int k_h, int pairs, int row_q);
 void kws_depthwise_s8(const kws_depthwise_t *p, const int8_t *in, int8_t *out);
 void kws_fc_s8(const kws_fc_t *p, const int8_t *in, int8_t *out);
-void kws_fc_packed_s8(const kws_fc_packed_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+void kws_fc_packed2_s8(const kws_fc_packed_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+void kws_fc_packed4_s8(const kws_fc_packed_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+void kws_fc_packed6_s8(const kws_fc_packed_t *p, const int8_t *in, int8_t *out);
 void kws_fc_sparse_s8(const kws_fc_sparse_t *p, const int8_t *in, int8_t *out);
 void kws_fc_dot4(const int8_t *x, const int8_t *w, int32_t *acc, int groups);
 void kws_softmax_s8(const kws_softmax_t *p, const int8_t *in, int8_t *out);
