@@ -184,7 +184,8 @@ MODELS = {
     "tinyconv7_4bit_5units": dict(build=_tinyconv(7, units=5), bits=4),
     "odd_fast_4bit": dict(build=_build_odd_fast, bits=4),  # odd k_w: the padding zero joins the levels
     "tinyconv8_pruned70": dict(build=_tinyconv(8), prune=0.7),  # sparse FC
-    "tinyconv8_pruned95_6units": dict(build=_tinyconv(8, units=6), prune=0.95),  # long gaps: fillers
+    "tinyconv8_pruned90": dict(build=_tinyconv(8), prune=0.9),  # 4-bit steps with fillers (gaps > 15)
+    "tinyconv8_pruned95_6units": dict(build=_tinyconv(8, units=6), prune=0.95),  # longer gaps: 8-bit steps
     "depthwise": dict(build=_build_depthwise),
 }
 
@@ -296,13 +297,20 @@ def test_packed_weights_bit_exact(models: dict[str, Path], inputs: np.ndarray, n
     assert len(np.unique(codegen.native_predict(so, inputs), axis=0)) > N_INPUTS // 2
 
 
-@pytest.mark.parametrize("name", ["tinyconv8_pruned70", "tinyconv8_pruned95_6units"])
+@pytest.mark.parametrize("name, steps", [("tinyconv8_pruned70", 4), ("tinyconv8_pruned90", 4),
+                                         ("tinyconv8_pruned95_6units", 8)])
 def test_sparse_fc_bit_exact_and_chosen_only_when_cheap(models: dict[str, Path], inputs: np.ndarray, name: str,
-                                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Unstructured-pruned FCs store nonzeros + 4-bit steps when smaller and (by estimate) at most
-    SPARSE_MAX_EXTRA slower; scores stay TFLM's."""
+                                                        steps: int, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unstructured-pruned FCs store nonzeros + 4- or 8-bit steps (whichever is smaller) when smaller
+    than dense and (by estimate) at most SPARSE_MAX_EXTRA slower; scores stay TFLM's."""
     gen = codegen.generate(models[name], tmp_path / "s", name)
     assert gen.weight_formats[1].startswith("op3 FULLY_CONNECTED sparse")
+    assert gen.weight_formats[1].endswith(", 8-bit steps") == (steps == 8)
+    if name == "tinyconv8_pruned90":  # the 4-bit stream has fillers (a step of 15 with a zero value)
+        src = gen.sources[0].read_text()
+        assert any((b & 15) == 15 or b >> 4 == 15 for b in
+                   map(int, src.split("op3_steps[")[1].split("{")[1].split("}")[0].split(",")))
     dense = codegen.generate(models[name], tmp_path / "d", name, pack=False)
     assert gen.weight_bytes < 0.6 * dense.weight_bytes
     so = codegen.build_native_library(models[name], name)
@@ -311,14 +319,16 @@ def test_sparse_fc_bit_exact_and_chosen_only_when_cheap(models: dict[str, Path],
     assert codegen.generate(models[name], tmp_path / "t", name).weight_formats[1] == "op3 FULLY_CONNECTED int8"
 
 
-def test_sparse_encoding_roundtrip() -> None:
-    """Replays kws_fc_sparse_s8's walk: positions from the 4-bit steps, values in groups of 4."""
+@pytest.mark.parametrize("step_bits", [4, 8])
+def test_sparse_encoding_roundtrip(step_bits: int) -> None:
+    """Replays kws_fc_sparse_s8's walk: positions from the 4- or 8-bit steps, values in groups of 4."""
     rng = np.random.default_rng(5)
-    w = np.where(rng.random((5, 300)) < 0.1, rng.integers(-128, 128, (5, 300)), 0).astype(np.int8)
+    w = np.where(rng.random((5, 700)) < 0.1, rng.integers(-128, 128, (5, 700)), 0).astype(np.int8)
     w[2] = 0  # an all-zero unit: no groups
-    w[3, 299] = 7  # a long gap at the start: fillers
-    groups, steps, values = codegen.sparse_fc_encode(w)
-    nib = [(b >> s) & 15 for b in steps.tolist() for s in (0, 4)]
+    w[3] = 0
+    w[3, 699] = 7  # a long gap at the start: fillers (2 at 8 bits)
+    groups, steps, values = codegen.sparse_fc_encode(w, step_bits)
+    nib = steps.tolist() if step_bits == 8 else [(b >> s) & 15 for b in steps.tolist() for s in (0, 4)]
     back, k = np.zeros_like(w, dtype=np.int32), 0
     for u in range(5):
         pos = 0
@@ -327,6 +337,7 @@ def test_sparse_encoding_roundtrip() -> None:
             back[u, pos] += values[k]
             k += 1
     assert groups[2] == 0 and k == len(values)
+    assert groups[3] == (1 if step_bits == 8 else 12)  # 699 = 2 * 255 + 189 = 46 * 15 + 9
     np.testing.assert_array_equal(back, w)
 
 

@@ -206,7 +206,8 @@ def tinyconv5() -> Path:
                                            ("tinyconv8_2bit", "aot"), ("tinyconv8_2bit_dead", "aot"),
                                            ("tinyconv7_6bit_6units", "aot"),
                                            ("tinyconv8_4bit_6units", "aot"), ("tinyconv7_4bit_5units", "aot"),
-                                           ("tinyconv8_pruned70", "aot"), ("tinyconv8_pruned95_6units", "aot")])
+                                           ("tinyconv8_pruned70", "aot"), ("tinyconv8_pruned90", "aot"),
+                                           ("tinyconv8_pruned95_6units", "aot")])
 def test_m4_dsp_path_bit_exact(request: pytest.FixtureRequest, tmp_path: Path, which: str, backend: str) -> None:
     from tests.test_codegen_exact import MODELS, _convert
 

@@ -481,7 +481,10 @@ class _Lowering:
                   act_min: int, act_max: int) -> tuple[_Step, int] | None:
         """The kws_fc_sparse_s8 step for these weights if it is smaller than int8, with its estimated
         extra instructions over the dense kernel (generate() keeps it when that stays small)."""
-        groups, steps, values = sparse_fc_encode(w)
+        # 4-bit position steps, or 8-bit ones where nonzeros are so far apart that fillers would dominate
+        groups, steps, values, step_bits = min(
+            (sparse_fc_encode(w, b) + (b,) for b in (4, 8)),
+            key=lambda e: (e[1].size + e[2].size, int(e[0].sum())))
         nbytes = steps.size + values.size + groups.size * 2 + units * 4 + mult.size * 8
         dense_bytes = w.size + units * 4 + mult.size * 8
         if nbytes >= dense_bytes:
@@ -492,12 +495,13 @@ class _Lowering:
                   + _c_array("int32_t", f"{p}_bias", self.int32(bias, "folded bias", self.where))
                   + _c_array("int32_t", f"{p}_mult", mult) + _c_array("int32_t", f"{p}_shift", shift))
         fields = dict(batches=batches, depth=depth, units=units, output_zp=out_zp, act_min=act_min, act_max=act_max,
-                      per_channel=int(per_channel), groups=f"{p}_groups", steps=f"{p}_steps", values=f"{p}_values",
-                      bias=f"{p}_bias", multiplier=f"{p}_mult", shift=f"{p}_shift")
+                      per_channel=int(per_channel), step_bits=step_bits, groups=f"{p}_groups", steps=f"{p}_steps",
+                      values=f"{p}_values", bias=f"{p}_bias", multiplier=f"{p}_mult", shift=f"{p}_shift")
         step = _Step(op.name, arrays + _c_struct("kws_fc_sparse_t", p, fields), f"kws_fc_sparse_s8(&{p}, {{in}}, {{out}});",
                      op.inputs[0], op.outputs[0], macs=batches * units * depth, const_bytes=nbytes)
         nonzero = int((w != 0).sum())
-        self.sparse_alt[p] = (step, extra, f"sparse {100 * nonzero / max(w.size, 1):.1f}% nonzero")
+        self.sparse_alt[p] = (step, extra, f"sparse {100 * nonzero / max(w.size, 1):.1f}% nonzero"
+                                           + (", 8-bit steps" if step_bits == 8 else ""))
         return step, extra
 
     def softmax(self, op: tflite_info.OpInfo, k: int) -> _Step:
@@ -549,22 +553,24 @@ SPARSE_INSTR_PER_GROUP = 24.5
 SPARSE_MAX_EXTRA = 0.025  # of the network's MACs: at 0.87 instructions/MAC, under 3 % of the network's time
 
 
-def sparse_fc_encode(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """FC rows as kws_fc_sparse_s8 reads them: (groups per unit, 4-bit position steps, int8 values).
+def sparse_fc_encode(w: np.ndarray, step_bits: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """FC rows as kws_fc_sparse_s8 reads them: (groups per unit, position steps, int8 values).
 
     Each unit's nonzeros in order, each with the step from the previous position (the first from 0);
-    steps over 15 go through zero-valued fillers, and zero-valued entries with step 0 fill the last
+    steps over the largest a step holds (15 for 4-bit steps, two to a byte LSB first; 255 for
+    8-bit ones) go through zero-valued fillers, and zero-valued entries with step 0 fill the last
     group of 4.
     """
+    top = (1 << step_bits) - 1
     groups, steps, values = [], [], []
     for row in np.asarray(w):
         st, va, pos = [], [], 0
         for i in np.flatnonzero(row).tolist():
             gap = i - pos
-            while gap > 15:
-                st.append(15)
+            while gap > top:
+                st.append(top)
                 va.append(0)
-                gap -= 15
+                gap -= top
             st.append(gap)
             va.append(int(row[i]))
             pos = i
@@ -572,7 +578,7 @@ def sparse_fc_encode(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
             st.append(0)
             va.append(0)
         groups.append(len(st) // 4)
-        steps += [st[k] | st[k + 1] << 4 for k in range(0, len(st), 2)]
+        steps += st if step_bits == 8 else [st[k] | st[k + 1] << 4 for k in range(0, len(st), 2)]
         values += va
     return (np.array(groups, dtype=np.uint16), np.array(steps, dtype=np.uint8), np.array(values, dtype=np.int8))
 

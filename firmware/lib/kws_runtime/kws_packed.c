@@ -315,29 +315,46 @@ void kws_conv_fast_decode(const kws_conv2d_fast_t *p, uint32_t *dst) {
 }
 
 /* Sparse FULLY_CONNECTED (unstructured-pruned weights): per unit, groups of 4 (position step, value)
- * pairs; steps are 4-bit (a zero-valued filler bridges gaps over 15, zero-valued entries with step 0
- * pad the last group), values int8. One word of 4 values is sign-extended with SXTB16 like the dense
+ * pairs; steps are 4-bit, or 8-bit where that is smaller (a zero-valued filler bridges longer gaps,
+ * zero-valued entries with step 0 pad the last group), values int8. One word of 4 values is sign-extended with SXTB16 like the dense
  * kernel's, the 4 inputs are gathered into the matching lanes (x0, x2) / (x1, x3), two SMLADs. Zero
  * weights contribute nothing to TFLite's sum, so skipping them is exact. */
+/* One unit's groups; `wide` is a constant at each call below, so each step width gets its own loop. */
+KWS_INLINE int32_t sparse_row(const int8_t *x, const uint8_t **dp, const int8_t **wp, int groups, int32_t acc,
+                              int wide) {
+    const uint8_t *d = *dp;
+    const int8_t *w = *wp;
+    for (int g = groups; g > 0; --g, w += 4) {
+        const int8_t *x0, *x1, *x2, *x3;
+        if (wide) { /* 8-bit steps (very sparse rows: few fillers) */
+            const uint32_t dd = kws_load32(d);
+            d += 4;
+            x0 = x + (dd & 255u), x1 = x0 + ((dd >> 8) & 255u), x2 = x1 + ((dd >> 16) & 255u), x3 = x2 + (dd >> 24);
+        } else {
+            const uint32_t dd = (uint32_t)d[0] | (uint32_t)d[1] << 8;
+            d += 2;
+            x0 = x + (dd & 15u), x1 = x0 + ((dd >> 4) & 15u), x2 = x1 + ((dd >> 8) & 15u), x3 = x2 + (dd >> 12);
+        }
+        x = x3;
+        const uint32_t lo = ((uint32_t)(int32_t)*x0 & 0xFFFFu) | ((uint32_t)(int32_t)*x2 << 16);
+        const uint32_t hi = ((uint32_t)(int32_t)*x1 & 0xFFFFu) | ((uint32_t)(int32_t)*x3 << 16);
+        const uint32_t wv = kws_load32(w);
+        acc = kws_smlad(kws_sxtb16(wv), lo, acc);
+        acc = kws_smlad(kws_sxtb16_ror8(wv), hi, acc);
+    }
+    *dp = d;
+    *wp = w;
+    return acc;
+}
+
 void kws_fc_sparse_s8(const kws_fc_sparse_t *p, const int8_t *in, int8_t *out) {
     const int depth = p->depth, units = p->units;
     for (int b = 0; b < p->batches; ++b, in += depth, out += units) {
         const uint8_t *d = p->steps;
         const int8_t *w = p->values;
         for (int u = 0; u < units; ++u) {
-            int32_t acc = p->bias[u];
-            const int8_t *x = in;
-            for (int g = p->groups[u]; g > 0; --g, d += 2, w += 4) {
-                const uint32_t dd = (uint32_t)d[0] | (uint32_t)d[1] << 8;
-                const int8_t *x0 = x + (dd & 15), *x1 = x0 + ((dd >> 4) & 15);
-                const int8_t *x2 = x1 + ((dd >> 8) & 15), *x3 = x2 + (dd >> 12);
-                x = x3;
-                const uint32_t lo = ((uint32_t)(int32_t)*x0 & 0xFFFFu) | ((uint32_t)(int32_t)*x2 << 16);
-                const uint32_t hi = ((uint32_t)(int32_t)*x1 & 0xFFFFu) | ((uint32_t)(int32_t)*x3 << 16);
-                const uint32_t wv = kws_load32(w);
-                acc = kws_smlad(kws_sxtb16(wv), lo, acc);
-                acc = kws_smlad(kws_sxtb16_ror8(wv), hi, acc);
-            }
+            const int32_t acc = p->step_bits == 8 ? sparse_row(in, &d, &w, p->groups[u], p->bias[u], 1)
+                                                  : sparse_row(in, &d, &w, p->groups[u], p->bias[u], 0);
             const int q = p->per_channel ? u : 0;
             out[u] = kws_requant(acc, p->multiplier[q], p->shift[q], p->output_zp, p->act_min, p->act_max);
         }

@@ -152,14 +152,15 @@ typedef struct {
 } kws_fc_packed_t;
 
 /* FULLY_CONNECTED with sparse weights (kws_packed.c): per unit groups[u] groups of 4 nonzeros,
- * each group 2 bytes of 4-bit position steps (LSB first) and 4 int8 values. */
+ * each group 4 position steps (step_bits 4: 2 bytes, LSB first; 8: 4 bytes) and 4 int8 values. */
 typedef struct {
     int32_t batches, depth, units;
     int32_t output_zp;
     int32_t act_min, act_max;
     int32_t per_channel;
+    int32_t step_bits;          /* 4 or 8 */
     const uint16_t *groups;     /* [units] */
-    const uint8_t *steps;       /* 2 bytes per group */
+    const uint8_t *steps;       /* 2 or 4 bytes per group */
     const int8_t *values;       /* 4 per group */
     const int32_t *bias;        /* folded bias, as kws_fc_t */
     const int32_t *multiplier;
