@@ -155,7 +155,7 @@ KWS_INLINE int32_t mac4_6(int32_t w0, int32_t w1, int32_t w2, int32_t w3, const 
 }
 
 #if KWS_USE_DSP && defined(__thumb2__)
-/* 6 bits, one unit: acc + the row's first 16 * quads weights . x (fc_packed_6's quad loop: a code
+/* 6 bits, one unit: acc + the row's first 16 * quads weights . x (kws_fc_packed6_s8's quad loop: a code
  * extracted, its weight loaded with LDRSB, one SMLABB/SMLABT, 67 instructions per 16 MACs). */
 int32_t kws_fc_q6_dot1(const int8_t *x, const uint32_t *codes, int32_t acc, int quads, const int8_t *t);
 #define KWS_Q6_MAC2(ext0, ext1, m0, m1)   \
