@@ -37,17 +37,21 @@ def _tf():
 
 
 def _convert(name: str, build: Callable, in_shape: tuple[int, ...], quantize: bool = True,
-             per_tensor_dense: bool = False, zero_weights: bool = False, bits: int = 0, prune: float = 0.0) -> Path:
+             per_tensor_dense: bool = False, zero_weights: bool = False, bits: int = 0, prune: float = 0.0,
+             dead: tuple[int, ...] = ()) -> Path:
     """Build a Keras model with ``build(tf)``, convert it (full int8 unless ``quantize`` is False), cache it.
 
     ``bits`` > 0 rounds every kernel to 2^(bits-1) - 1 symmetric levels per output channel first, as
     a b-bit quantized variant does, so the int8 export has at most 2^bits values per channel. ``prune``
-    zeroes that fraction of every kernel's smallest weights (unstructured pruning)."""
+    zeroes that fraction of every kernel's smallest weights (unstructured pruning). ``dead`` lists
+    output channels of the first conv whose kernel is all zero (bias kept), as a 2-bit QAT model has:
+    the converter gives them a tiny scale and a huge int32 bias."""
     import inspect
 
     closure = [c.cell_contents for c in (build.__closure__ or ())]
     key = content_hash(name, inspect.getsource(build), closure, in_shape, quantize, per_tensor_dense,
-                       zero_weights, "v1", *([bits] if bits else []), *([prune] if prune else []))
+                       zero_weights, "v1", *([bits] if bits else []), *([prune] if prune else []),
+                       *([list(dead)] if dead else []))
     path = artifact_dir("test_codegen_models", key) / f"{name}.tflite"
     if path.is_file():
         return path
@@ -70,6 +74,9 @@ def _convert(name: str, build: Callable, in_shape: tuple[int, ...], quantize: bo
                     top = (1 << (bits - 1)) - 1
                     s_ = np.abs(kernel).reshape(-1, kernel.shape[-1]).max(axis=0) / top
                     kernel = (np.round(kernel / s_) * s_).astype(np.float32)
+                if dead and kernel.ndim == 4:
+                    kernel[..., list(dead)] = 0.0
+                    dead = ()
                 layer.set_weights([kernel, np.random.default_rng(1).normal(0, 0.3, ws[1].shape).astype(np.float32)])
     rng = np.random.default_rng(0)
 
@@ -169,11 +176,16 @@ MODELS = {
     "mixed_convs": dict(build=_build_mixed),
     "tinyconv8_4bit": dict(build=_tinyconv(8), bits=4),
     "tinyconv8_2bit": dict(build=_tinyconv(8), bits=2),
+    # 3 all-zero conv channels (tiny scale, huge bias): folded constants keep the fused short path
+    "tinyconv8_2bit_dead": dict(build=_tinyconv(8), bits=2, dead=(3, 4, 6)),
     "tinyconv8_4bit_6units": dict(build=_tinyconv(8, units=6), bits=4),  # an interleaved block + 2 rows
     "tinyconv7_6bit_6units": dict(build=_tinyconv(7, units=6), bits=6),  # padding channel and FC units
+    # 4-bit FC: an odd unit after 2 pairs, an odd count of input words (depth 3500): the C tails
+    "tinyconv7_4bit_5units": dict(build=_tinyconv(7, units=5), bits=4),
     "odd_fast_4bit": dict(build=_build_odd_fast, bits=4),  # odd k_w: the padding zero joins the levels
     "tinyconv8_pruned70": dict(build=_tinyconv(8), prune=0.7),  # sparse FC
-    "tinyconv8_pruned95_6units": dict(build=_tinyconv(8, units=6), prune=0.95),  # long gaps: fillers
+    "tinyconv8_pruned90": dict(build=_tinyconv(8), prune=0.9),  # 4-bit steps with fillers (gaps > 15)
+    "tinyconv8_pruned95_6units": dict(build=_tinyconv(8, units=6), prune=0.95),  # longer gaps: 8-bit steps
     "depthwise": dict(build=_build_depthwise),
 }
 
@@ -182,7 +194,7 @@ MODELS = {
 def models() -> dict[str, Path]:
     return {name: _convert(name, spec["build"], (49, 40), per_tensor_dense=spec.get("per_tensor_dense", False),
                            zero_weights=spec.get("zero_weights", False), bits=spec.get("bits", 0),
-                           prune=spec.get("prune", 0.0))
+                           prune=spec.get("prune", 0.0), dead=spec.get("dead", ()))
             for name, spec in MODELS.items()}
 
 
@@ -254,9 +266,20 @@ def test_conv_fast_path_choices(models: dict[str, Path], tmp_path: Path) -> None
     assert "kws_conv2d_fast_s8(" not in mixed  # stride 1 and 3-channel inputs: general kernel
 
 
+def test_dead_conv_channels_keep_the_fused_short_path(models: dict[str, Path], tmp_path: Path) -> None:
+    """All-zero conv channels (huge bias, tiny scale) are constants: the layer still gets the fused
+    short requantization (a 2-bit QAT model ran 55 % slower without it); bit-exactness is
+    test_bit_exact_with_tflm's."""
+    src = codegen.generate(models["tinyconv8_2bit_dead"], tmp_path, "d").sources[0].read_text()
+    assert ".short_q = 1," in src and ".fused = 1," in src and "kws_gen_op1_pair" in src
+    rows = src.split("op1_channels[8] = {")[1].split("};")[0].strip().splitlines()
+    assert [r.strip().startswith("{0, ") and r.strip().endswith(", 1, 0},") for r in rows] == \
+        [c in (3, 4, 6) for c in range(8)]
+
+
 @pytest.mark.parametrize("name, bits, conv, fc", [
     ("tinyconv8_4bit", 4, "4bit", "4bit"), ("tinyconv8_2bit", 2, "2bit", "2bit"),
-    ("tinyconv8_4bit_6units", 4, "4bit", "4bit"),
+    ("tinyconv8_4bit_6units", 4, "4bit", "4bit"), ("tinyconv7_4bit_5units", 4, "4bit", "4bit"),
     ("tinyconv7_6bit_6units", 6, "int8", "6bit"),  # 6-bit conv codes would save little and cost time
     ("odd_fast_4bit", 4, "4bit", "int8")])  # FC depth 1785: not a multiple of 4
 def test_packed_weights_bit_exact(models: dict[str, Path], inputs: np.ndarray, name: str, bits: int, conv: str,
@@ -274,13 +297,20 @@ def test_packed_weights_bit_exact(models: dict[str, Path], inputs: np.ndarray, n
     assert len(np.unique(codegen.native_predict(so, inputs), axis=0)) > N_INPUTS // 2
 
 
-@pytest.mark.parametrize("name", ["tinyconv8_pruned70", "tinyconv8_pruned95_6units"])
+@pytest.mark.parametrize("name, steps", [("tinyconv8_pruned70", 4), ("tinyconv8_pruned90", 4),
+                                         ("tinyconv8_pruned95_6units", 8)])
 def test_sparse_fc_bit_exact_and_chosen_only_when_cheap(models: dict[str, Path], inputs: np.ndarray, name: str,
-                                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Unstructured-pruned FCs store nonzeros + 4-bit steps when smaller and (by estimate) at most
-    SPARSE_MAX_EXTRA slower; scores stay TFLM's."""
+                                                        steps: int, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unstructured-pruned FCs store nonzeros + 4- or 8-bit steps (whichever is smaller) when smaller
+    than dense and (by estimate) at most SPARSE_MAX_EXTRA slower; scores stay TFLM's."""
     gen = codegen.generate(models[name], tmp_path / "s", name)
     assert gen.weight_formats[1].startswith("op3 FULLY_CONNECTED sparse")
+    assert gen.weight_formats[1].endswith(", 8-bit steps") == (steps == 8)
+    if name == "tinyconv8_pruned90":  # the 4-bit stream has fillers (a step of 15 with a zero value)
+        src = gen.sources[0].read_text()
+        assert any((b & 15) == 15 or b >> 4 == 15 for b in
+                   map(int, src.split("op3_steps[")[1].split("{")[1].split("}")[0].split(",")))
     dense = codegen.generate(models[name], tmp_path / "d", name, pack=False)
     assert gen.weight_bytes < 0.6 * dense.weight_bytes
     so = codegen.build_native_library(models[name], name)
@@ -289,14 +319,16 @@ def test_sparse_fc_bit_exact_and_chosen_only_when_cheap(models: dict[str, Path],
     assert codegen.generate(models[name], tmp_path / "t", name).weight_formats[1] == "op3 FULLY_CONNECTED int8"
 
 
-def test_sparse_encoding_roundtrip() -> None:
-    """Replays kws_fc_sparse_s8's walk: positions from the 4-bit steps, values in groups of 4."""
+@pytest.mark.parametrize("step_bits", [4, 8])
+def test_sparse_encoding_roundtrip(step_bits: int) -> None:
+    """Replays kws_fc_sparse_s8's walk: positions from the 4- or 8-bit steps, values in groups of 4."""
     rng = np.random.default_rng(5)
-    w = np.where(rng.random((5, 300)) < 0.1, rng.integers(-128, 128, (5, 300)), 0).astype(np.int8)
+    w = np.where(rng.random((5, 700)) < 0.1, rng.integers(-128, 128, (5, 700)), 0).astype(np.int8)
     w[2] = 0  # an all-zero unit: no groups
-    w[3, 299] = 7  # a long gap at the start: fillers
-    groups, steps, values = codegen.sparse_fc_encode(w)
-    nib = [(b >> s) & 15 for b in steps.tolist() for s in (0, 4)]
+    w[3] = 0
+    w[3, 699] = 7  # a long gap at the start: fillers (2 at 8 bits)
+    groups, steps, values = codegen.sparse_fc_encode(w, step_bits)
+    nib = steps.tolist() if step_bits == 8 else [(b >> s) & 15 for b in steps.tolist() for s in (0, 4)]
     back, k = np.zeros_like(w, dtype=np.int32), 0
     for u in range(5):
         pos = 0
@@ -305,6 +337,7 @@ def test_sparse_encoding_roundtrip() -> None:
             back[u, pos] += values[k]
             k += 1
     assert groups[2] == 0 and k == len(values)
+    assert groups[3] == (1 if step_bits == 8 else 12)  # 699 = 2 * 255 + 189 = 46 * 15 + 9
     np.testing.assert_array_equal(back, w)
 
 

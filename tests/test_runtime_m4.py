@@ -203,15 +203,18 @@ def tinyconv5() -> Path:
 @pytest.mark.parametrize("which,backend", [("tinyconv", "aot"), ("tinyconv7", "aot"), ("tinyconv5", "aot"),
                                            ("tinyconv3", "aot"), ("odd_fast", "aot"), ("fc_leftovers", "aot"),
                                            ("mixed", "aot"), ("tinyconv", "ref"), ("tinyconv8_4bit", "aot"),
-                                           ("tinyconv8_2bit", "aot"), ("tinyconv7_6bit_6units", "aot"),
-                                           ("tinyconv8_4bit_6units", "aot"),
-                                           ("tinyconv8_pruned70", "aot"), ("tinyconv8_pruned95_6units", "aot")])
+                                           ("tinyconv8_2bit", "aot"), ("tinyconv8_2bit_dead", "aot"),
+                                           ("tinyconv7_6bit_6units", "aot"),
+                                           ("tinyconv8_4bit_6units", "aot"), ("tinyconv7_4bit_5units", "aot"),
+                                           ("tinyconv8_pruned70", "aot"), ("tinyconv8_pruned90", "aot"),
+                                           ("tinyconv8_pruned95_6units", "aot")])
 def test_m4_dsp_path_bit_exact(request: pytest.FixtureRequest, tmp_path: Path, which: str, backend: str) -> None:
     from tests.test_codegen_exact import MODELS, _convert
 
     if which in MODELS:  # packed sub-byte / sparse weights: decoded on the board
         spec = MODELS[which]
-        tflite = _convert(which, spec["build"], (49, 40), bits=spec.get("bits", 0), prune=spec.get("prune", 0.0))
+        tflite = _convert(which, spec["build"], (49, 40), bits=spec.get("bits", 0), prune=spec.get("prune", 0.0),
+                          dead=spec.get("dead", ()))
     else:
         tflite = request.getfixturevalue(which)
     rng = np.random.default_rng(7)

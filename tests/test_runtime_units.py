@@ -204,6 +204,49 @@ def test_short_requant_equals_general_on_millions_of_cases(tmp_path: Path) -> No
     assert bad == 0, f"{bad} of {n} short requantizations differ from the general path"
 
 
+TFLITE_REQUANT_C = r"""
+#include <stdint.h>
+#include <stdio.h>
+#include "kws_arith.h"
+
+static uint64_t s = 0x2545F4914F6CDD1Dull;
+static uint32_t rnd(void) { s ^= s << 13; s ^= s >> 7; s ^= s << 17; return (uint32_t)(s >> 16); }
+
+int main(void) {
+    for (int i = 0; i < 20000; ++i) {
+        const uint32_t r = rnd();
+        int32_t acc = (int32_t)(rnd() ^ rnd() << 16);
+        if (r & 1) acc >>= r >> 27;  /* small ones too */
+        if ((r & 0xF0) == 0) acc = (r & 0x100) ? INT32_MIN : INT32_MAX;
+        const int32_t m = (r & 0xF00) == 0 ? 0 : (int32_t)((1u << 30) + (rnd() & 0x3FFFFFFFu));
+        const int32_t shift = (int32_t)(rnd() % 40) - 31; /* -31 .. 8 */
+        const int32_t zp = (int32_t)(rnd() % 256) - 128, lo = (int32_t)(rnd() % 128) - 128, hi = lo + (int32_t)(rnd() % (128 - lo));
+        printf("%ld %ld %ld %ld %ld %ld %d\n", (long)acc, (long)m, (long)shift, (long)zp, (long)lo, (long)hi,
+               kws_requant(acc, m, shift, zp, lo, hi));
+    }
+    return 0;
+}
+"""
+
+
+def test_tflite_requant_equals_the_c_kernel(tmp_path: Path) -> None:
+    """codegen.tflite_requant (the folded constant of an all-zero channel) is kws_requant's integer
+    arithmetic, on 20,000 random cases with accumulators over the whole int32 range."""
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        pytest.skip("no host C compiler")
+    (tmp_path / "r.c").write_text(TFLITE_REQUANT_C)
+    exe = tmp_path / "r"
+    subprocess.run([cc, "-O2", "-std=c99", "-I", str(codegen.RUNTIME_DIR), str(tmp_path / "r.c"), "-o", str(exe)],
+                   check=True, capture_output=True)
+    rows = [list(map(int, line.split())) for line in
+            subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.splitlines()]
+    assert len(rows) == 20000
+    bad = [r for r in rows if codegen.tflite_requant(*r[:6]) != r[6]]
+    assert not bad, f"{len(bad)} differ, first {bad[0]}"
+    assert len({r[6] for r in rows}) > 200  # not only clamped values
+
+
 def _step(i: int, o: int, scratch: int = 0, alias: bool = False) -> codegen._Step:
     return codegen._Step("OP", "", "f({in}, {out}, {scratch});", i, o, scratch_bytes=scratch, alias=alias)
 

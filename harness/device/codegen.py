@@ -296,8 +296,17 @@ class _Lowering:
         pairs = (k_w + 1) // 2
         row_q = 2 * (out_w + (out_w & 1) - 1) + 2 * pairs
         rows_q = (out_h - 1) * g["stride_h"] + k_h
-        short_q = short_requant_ok(bias, w, mult, shift, g["output_zp"])
+        # A channel whose weights are all zero (a quantized or pruned-away filter) outputs one constant;
+        # the converter gives it a tiny scale and a huge bias, which alone would rule out the short
+        # requantization for the whole layer. Its constant is folded in (bias 0, add = 2 * c, right 1).
+        dead = ~w.reshape(out_c, -1).any(axis=1)
+        live = ~dead
+        short_q = short_requant_ok(bias[live], w[live], mult[live], shift[live], g["output_zp"])
         scale = 2 if short_q else 1
+        if short_q and dead.any():
+            const = {c: tflite_requant(int(bias[c]), int(mult[c]), int(shift[c]), g["output_zp"], g["act_min"],
+                                       g["act_max"]) for c in np.flatnonzero(dead).tolist()}
+            bias = np.where(dead, 0, bias)
         packed = conv_fast_weight_layout(w * scale)
         oc_pad = out_c + (out_c & 1)
         rows = []
@@ -306,7 +315,9 @@ class _Lowering:
                 rows.append("    {0, 0, 0, 0},")
                 continue
             b, m, sh = int(bias[c]) * scale, int(mult[c]), int(shift[c])
-            if short_q:
+            if short_q and dead[c]:  # (0 + 2c + 0) >> 1 = c
+                rows.append(f"    {{0, {2 * const[c]}, 1, 0}},")
+            elif short_q:
                 right = -sh
                 rows.append(f"    {{{m}, {(1 << (right - 1)) + g['output_zp'] * (1 << right)}, {right}, {b}}},")
             else:
@@ -428,8 +439,13 @@ class _Lowering:
         bias = self.bias(op, units) - x.zero_points[0] * w.sum(axis=1)
         sparse = self.fc_sparse(op, p, w, bias, mult, shift, n_in // depth, units, depth, per_channel, out_zp,
                                  act_min, act_max) if self.pack else None
-        pk = (pack_weights(w.reshape(-1), np.repeat(np.arange(units), depth), units)
+        wc = (weight_codes(w.reshape(-1), np.repeat(np.arange(units), depth), units)
               if self.pack and depth % 4 == 0 else None)
+        pk = None
+        if wc is not None:
+            bits, tables = wc[0], wc[2]
+            codes = fc_packed_layout(wc[1].reshape(units, depth), bits)
+            pk = bits, codes, tables
         if pk is not None and sparse is not None and sparse[0].const_bytes < pk[1].size + pk[2].size + units * 4:
             pk = None  # sparse is smaller than the packed codes: offer it (generate() decides on time)
         if pk is not None and pk[1].size + pk[2].size >= w.size:
@@ -437,10 +453,6 @@ class _Lowering:
         if pk is not None:
             bits, codes, tables = pk
             self.packing[p] = bits
-            if bits == 4:  # full 4-unit blocks interleaved per input word (kws_fc_dot4_q4 reads one stream)
-                full, rows = units // 4 * 4, codes.reshape(units, -1)
-                codes = np.concatenate([rows[b:b + 4].reshape(4, -1, 2).transpose(1, 0, 2).reshape(-1)
-                                        for b in range(0, full, 4)] + [rows[full:].reshape(-1)])
             arrays = (_c_array("uint8_t", f"{p}_packed", codes) + _c_array("int8_t", f"{p}_tables", tables)
                       + _c_array("int32_t", f"{p}_bias", self.int32(bias, "folded bias", self.where))
                       + _c_array("int32_t", f"{p}_mult", mult) + _c_array("int32_t", f"{p}_shift", shift))
@@ -449,9 +461,10 @@ class _Lowering:
                           tables=f"{p}_tables", bias=f"{p}_bias", multiplier=f"{p}_mult", shift=f"{p}_shift")
             self.sparse_alt.pop(p, None)
             return _Step(op.name, arrays + _c_struct("kws_fc_packed_t", p, fields),
-                         f"kws_fc_packed_s8(&{p}, {{in}}, {{out}}, {{scratch}});", op.inputs[0], op.outputs[0],
+                         f"kws_fc_packed{bits}_s8(&{p}, {{in}}, {{out}}{'' if bits == 6 else ', {scratch}'});",
+                         op.inputs[0], op.outputs[0],
                          macs=(n_in // depth) * units * depth,
-                         scratch_bytes=16 * 64 + {2: 4 * 1024, 4: 4 * 512, 6: 0}[bits],  # chunk + byte tables
+                         scratch_bytes={2: 16 * 64 + 4 * 1024, 4: 2 * 1024, 6: 0}[bits],  # chunk / byte tables
                          const_bytes=codes.size + tables.size + units * 4 + mult.size * 8)
         self.packing[p] = 8
         arrays = (_c_array("int8_t", f"{p}_weights", fc_weight_layout(w)) + _c_array("int32_t", f"{p}_bias", self.int32(bias, "folded bias", self.where))
@@ -468,7 +481,10 @@ class _Lowering:
                   act_min: int, act_max: int) -> tuple[_Step, int] | None:
         """The kws_fc_sparse_s8 step for these weights if it is smaller than int8, with its estimated
         extra instructions over the dense kernel (generate() keeps it when that stays small)."""
-        groups, steps, values = sparse_fc_encode(w)
+        # 4-bit position steps, or 8-bit ones where nonzeros are so far apart that fillers would dominate
+        groups, steps, values, step_bits = min(
+            (sparse_fc_encode(w, b) + (b,) for b in (4, 8)),
+            key=lambda e: (e[1].size + e[2].size, int(e[0].sum())))
         nbytes = steps.size + values.size + groups.size * 2 + units * 4 + mult.size * 8
         dense_bytes = w.size + units * 4 + mult.size * 8
         if nbytes >= dense_bytes:
@@ -479,12 +495,13 @@ class _Lowering:
                   + _c_array("int32_t", f"{p}_bias", self.int32(bias, "folded bias", self.where))
                   + _c_array("int32_t", f"{p}_mult", mult) + _c_array("int32_t", f"{p}_shift", shift))
         fields = dict(batches=batches, depth=depth, units=units, output_zp=out_zp, act_min=act_min, act_max=act_max,
-                      per_channel=int(per_channel), groups=f"{p}_groups", steps=f"{p}_steps", values=f"{p}_values",
-                      bias=f"{p}_bias", multiplier=f"{p}_mult", shift=f"{p}_shift")
+                      per_channel=int(per_channel), step_bits=step_bits, groups=f"{p}_groups", steps=f"{p}_steps",
+                      values=f"{p}_values", bias=f"{p}_bias", multiplier=f"{p}_mult", shift=f"{p}_shift")
         step = _Step(op.name, arrays + _c_struct("kws_fc_sparse_t", p, fields), f"kws_fc_sparse_s8(&{p}, {{in}}, {{out}});",
                      op.inputs[0], op.outputs[0], macs=batches * units * depth, const_bytes=nbytes)
         nonzero = int((w != 0).sum())
-        self.sparse_alt[p] = (step, extra, f"sparse {100 * nonzero / max(w.size, 1):.1f}% nonzero")
+        self.sparse_alt[p] = (step, extra, f"sparse {100 * nonzero / max(w.size, 1):.1f}% nonzero"
+                                           + (", 8-bit steps" if step_bits == 8 else ""))
         return step, extra
 
     def softmax(self, op: tflite_info.OpInfo, k: int) -> _Step:
@@ -530,28 +547,31 @@ def softmax_params(beta: float, input_scale: float, integer_bits: int = 5) -> tu
 
 PACK_BITS = (2, 4, 6)
 # Cortex-M4 instructions, measured on the emulated board: kws_fc_dot4_asm per MAC, kws_fc_sparse_s8 per
-# group of 4 stored weights (used to keep sparse FCs only where they cost little time).
+# group of 4 stored weights (21 in kws_fc_sparse4_asm's loop + the per-unit call; used to keep sparse
+# FCs only where they cost little time).
 DENSE_FC_INSTR_PER_MAC = 1.375
-SPARSE_INSTR_PER_GROUP = 24.5
+SPARSE_INSTR_PER_GROUP = 21.5
 SPARSE_MAX_EXTRA = 0.025  # of the network's MACs: at 0.87 instructions/MAC, under 3 % of the network's time
 
 
-def sparse_fc_encode(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """FC rows as kws_fc_sparse_s8 reads them: (groups per unit, 4-bit position steps, int8 values).
+def sparse_fc_encode(w: np.ndarray, step_bits: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """FC rows as kws_fc_sparse_s8 reads them: (groups per unit, position steps, int8 values).
 
     Each unit's nonzeros in order, each with the step from the previous position (the first from 0);
-    steps over 15 go through zero-valued fillers, and zero-valued entries with step 0 fill the last
+    steps over the largest a step holds (15 for 4-bit steps, two to a byte LSB first; 255 for
+    8-bit ones) go through zero-valued fillers, and zero-valued entries with step 0 fill the last
     group of 4.
     """
+    top = (1 << step_bits) - 1
     groups, steps, values = [], [], []
     for row in np.asarray(w):
         st, va, pos = [], [], 0
         for i in np.flatnonzero(row).tolist():
             gap = i - pos
-            while gap > 15:
-                st.append(15)
+            while gap > top:
+                st.append(top)
                 va.append(0)
-                gap -= 15
+                gap -= top
             st.append(gap)
             va.append(int(row[i]))
             pos = i
@@ -559,22 +579,16 @@ def sparse_fc_encode(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
             st.append(0)
             va.append(0)
         groups.append(len(st) // 4)
-        steps += [st[k] | st[k + 1] << 4 for k in range(0, len(st), 2)]
+        steps += st if step_bits == 8 else [st[k] | st[k + 1] << 4 for k in range(0, len(st), 2)]
         values += va
     return (np.array(groups, dtype=np.uint16), np.array(steps, dtype=np.uint8), np.array(values, dtype=np.int8))
 
 
-def pack_weights(values: np.ndarray, channel: np.ndarray, n_channels: int) -> tuple[int, np.ndarray, np.ndarray] | None:
-    """Weights as b-bit codes + a per-channel table of their values, or None if 8 bits are needed.
-
-    ``values`` is the weight stream in the order the kernel reads it (length a multiple of 4),
-    ``channel`` the output channel of each element. b is the smallest of 2/4/6 with at most 2^b
-    distinct values in every channel; codes are the index of the value in the channel's sorted
-    table, packed LSB first (4 codes fill b/2 bytes). Decoding is a table lookup, exact.
-    """
+def weight_codes(values: np.ndarray, channel: np.ndarray, n_channels: int) -> tuple[int, np.ndarray, np.ndarray] | None:
+    """(b, codes, tables): each weight's index in its channel's sorted table of values, or None if
+    8 bits are needed. b is the smallest of 2/4/6 with at most 2^b distinct values in every
+    channel (``channel`` names each element's); tables are [n_channels, 2^b], zero-filled."""
     values, channel = np.asarray(values).reshape(-1), np.asarray(channel).reshape(-1)
-    if values.size % 4:
-        return None
     levels = [np.unique(values[channel == c]) for c in range(n_channels)]
     most = max((len(v) for v in levels), default=1)
     bits = next((b for b in PACK_BITS if most <= (1 << b)), None)
@@ -586,13 +600,67 @@ def pack_weights(values: np.ndarray, channel: np.ndarray, n_channels: int) -> tu
         tables[c, :len(lv)] = lv
         sel = channel == c
         codes[sel] = np.searchsorted(lv, values[sel])
-    bitpos = np.arange(values.size) * bits
-    stream = np.zeros((values.size * bits + 7) // 8 + 1, dtype=np.int64)
+    return bits, codes, tables
+
+
+def pack_weights(values: np.ndarray, channel: np.ndarray, n_channels: int) -> tuple[int, np.ndarray, np.ndarray] | None:
+    """Weights as b-bit codes + a per-channel table of their values, or None if 8 bits are needed.
+
+    ``values`` is the weight stream in the order the kernel reads it (length a multiple of 4),
+    ``channel`` the output channel of each element (see weight_codes); codes are packed LSB
+    first (4 codes fill b/2 bytes). Decoding is a table lookup, exact.
+    """
+    if np.asarray(values).size % 4:
+        return None
+    wc = weight_codes(values, channel, n_channels)
+    if wc is None:
+        return None
+    bits, codes, tables = wc
+    bitpos = np.arange(codes.size) * bits
+    stream = np.zeros((codes.size * bits + 7) // 8 + 1, dtype=np.int64)
     for k in range(bits):  # scatter each code bit into its byte
         bit = (codes >> k) & 1
         pos = bitpos + k
         np.add.at(stream, pos // 8, bit << (pos % 8))
-    return bits, stream[:values.size * bits // 8].astype(np.uint8), tables
+    return bits, stream[:codes.size * bits // 8].astype(np.uint8), tables
+
+
+def fc_packed_layout(codes: np.ndarray, bits: int) -> np.ndarray:
+    """FC codes [units, depth] (depth % 4 == 0) as the bytes kws_fc_packed{2,4,6}_s8 read.
+
+    2 bits: row-major, one byte per input word (code of input 4g + i in bits 2i). 4 bits: per
+    input word the bytes (c0 | c2 << 4) and (c1 | c3 << 4), rows padded to whole words, the words
+    of each unit pair interleaved (unit 0's, unit 1's, ...), a last odd unit's row after. 6 bits:
+    per unit, every 4 input words in 3 words (word k: input word k's codes in bits 0-23, code k
+    of input word 3 in bits 24-29, bits 2k, 2k+1 of its code 3 in bits 30-31), then one word
+    (bits 0-23) per leftover input word.
+    """
+    units, depth = codes.shape
+    groups = depth // 4
+    c = np.asarray(codes, dtype=np.uint32).reshape(units, groups, 4)
+    if bits == 2:
+        return (c[:, :, 0] | c[:, :, 1] << 2 | c[:, :, 2] << 4 | c[:, :, 3] << 6).astype(np.uint8).reshape(-1)
+    if bits == 4:
+        b = np.stack([c[:, :, 0] | c[:, :, 2] << 4, c[:, :, 1] | c[:, :, 3] << 4], axis=2).reshape(units, -1)
+        if groups % 2:
+            b = np.concatenate([b, np.zeros((units, 2), dtype=np.uint32)], axis=1)
+        words = b.reshape(units, -1, 4)
+        parts = [words[u:u + 2].transpose(1, 0, 2).reshape(-1) for u in range(0, units - 1, 2)]
+        parts += [words[units - 1].reshape(-1)] if units % 2 else []
+        return np.concatenate(parts).astype(np.uint8)
+    if bits != 6:
+        raise ValueError(f"no FC layout for {bits}-bit codes")
+
+    def four(g: np.ndarray) -> np.ndarray:
+        return g[..., 0] | g[..., 1] << 6 | g[..., 2] << 12 | g[..., 3] << 18
+
+    quads = groups // 4
+    q = c[:, :quads * 4].reshape(units, quads, 4, 4)
+    last = q[:, :, 3]
+    words = np.stack([four(q[:, :, k]) | last[..., k] << 24 | ((last[..., 3] >> (2 * k)) & 3) << 30
+                      for k in range(3)], axis=2).reshape(units, -1)
+    rows = np.concatenate([words, four(c[:, quads * 4:])], axis=1)
+    return rows.astype("<u4").view(np.uint8).reshape(-1)
 
 
 def conv_fast_channel_ids(out_c: int, k_h: int, pairs: int) -> np.ndarray:
@@ -626,6 +694,21 @@ def conv_fast_applies(in_c: int, stride_w: int) -> bool:
     return in_c == 1 and stride_w == 2
 
 
+def tflite_requant(acc: int, multiplier: int, shift: int, out_zp: int, act_min: int, act_max: int) -> int:
+    """TFLite's int8 requantization of one accumulator (MultiplyByQuantizedMultiplier, double rounding,
+    as TFLM builds it; kws_requant in kws_arith.h), then zero point and activation clamp."""
+    left, right = max(shift, 0), max(-shift, 0)
+    a = ((acc << left) + (1 << 31)) % (1 << 32) - (1 << 31)  # int32 wrap, as C
+    if a == multiplier == -(1 << 31):
+        x = (1 << 31) - 1
+    else:
+        x = (a * multiplier + (1 << 30)) >> 31  # SaturatingRoundingDoublingHighMul (floor form, see kws_arith.h)
+    mask = (1 << right) - 1
+    threshold = (mask >> 1) + (1 if x < 0 else 0)
+    v = (x >> right) + (1 if (x & mask) > threshold else 0) + out_zp
+    return min(max(v, act_min), act_max)
+
+
 def short_requant_ok(bias: np.ndarray, w: np.ndarray, mult: np.ndarray, shift: np.ndarray, out_zp: int) -> bool:
     """Whether kws_requant_short is exact for every accumulator this layer can produce.
 
@@ -633,8 +716,8 @@ def short_requant_ok(bias: np.ndarray, w: np.ndarray, mult: np.ndarray, shift: n
     every right shift must be 1..30 with no left shift, and the rounding constant plus the
     SMMULR result (|x| <= 2^30) must not overflow.
     """
-    out_c = len(bias)
-    bound = np.abs(np.asarray(bias, dtype=np.int64)) + 128 * np.abs(w.reshape(out_c, -1).astype(np.int64)).sum(axis=1)
+    abs_w = np.abs(np.asarray(w, dtype=np.int64))
+    bound = np.abs(np.asarray(bias, dtype=np.int64)) + 128 * abs_w.sum(axis=tuple(range(1, abs_w.ndim)))
     if (2 * bound >= (1 << 31)).any():
         return False
     for s in np.asarray(shift).tolist():

@@ -79,6 +79,28 @@ KWS_INLINE int32_t kws_smlad(uint32_t a, uint32_t b, int32_t acc) {
 #endif
 }
 
+/* acc + lo16(a) * lo16(b) (SMLABB) and acc + lo16(a) * hi16(b) (SMLABT): one weight times one
+ * int16 lane, for weights that are looked up one at a time (6-bit codes, kws_packed.c). */
+KWS_INLINE int32_t kws_smlabb(uint32_t a, uint32_t b, int32_t acc) {
+#if KWS_USE_DSP
+    int32_t r;
+    __asm__("smlabb %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
+#else
+    return acc + (int32_t)(int16_t)(a & 0xFFFFu) * (int32_t)(int16_t)(b & 0xFFFFu);
+#endif
+}
+
+KWS_INLINE int32_t kws_smlabt(uint32_t a, uint32_t b, int32_t acc) {
+#if KWS_USE_DSP
+    int32_t r;
+    __asm__("smlabt %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
+#else
+    return acc + (int32_t)(int16_t)(a & 0xFFFFu) * (int32_t)(int16_t)(b >> 16);
+#endif
+}
+
 /* gemmlowp SaturatingRoundingDoublingHighMul. gemmlowp adds 2^30 (or 1 - 2^30 when a*b < 0) and
  * divides by 2^31 truncating toward zero; for a negative product that truncation is a ceiling,
  * which equals floor((a*b + 2^30) / 2^31), so both signs reduce to one add and an arithmetic

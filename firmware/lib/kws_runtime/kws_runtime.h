@@ -64,7 +64,9 @@ typedef struct {
  * and biases are doubled and requantization is kws_requant_short; otherwise kws_requant_ch. */
 typedef struct {
     int32_t multiplier;
-    int32_t add;         /* short_q: 2^(right-1) + out_zp * 2^right; else the left shift */
+    int32_t add;         /* short_q: 2^(right-1) + out_zp * 2^right; else the left shift.
+                          * A short_q channel with all-zero weights outputs its constant c:
+                          * multiplier 0, add 2c, right 1, bias 0 (codegen folds it) */
     int32_t right;       /* right shift */
     int32_t bias;        /* folded bias (doubled when short_q) */
 } kws_fast_q_t;
@@ -129,14 +131,12 @@ typedef struct {
     const int32_t *shift;
 } kws_fc_t;
 
-/* FULLY_CONNECTED with packed sub-byte weights (kws_fc_packed.c): every unit's row of depth codes
- * (depth % 4 == 0; 4 codes = bits / 2 bytes, LSB first; at 4 bits the rows of each full block of
- * 4 units are interleaved per input word: unit 0's 2 bytes, unit 1's, ...) and a table of its
- * 1 << bits int8 values;
- * the last block's missing units (units % 4) run with zero weights and are not stored. Blocks of 4 units decode a chunk of
- * their rows into the interleaved int8 layout of kws_fc_s8 (scratch: KWS_FC_CHUNK * 16 bytes, then
- * 4 byte-indexed tables for 2 bits (4 KB) or 4 bits (2 KB), see kws_packed.c) and
- * run the same dot product, so the sums are those of the int8 weights. */
+/* FULLY_CONNECTED with packed sub-byte weights (kws_packed.c, one function per width, so only the
+ * one a model uses is linked): depth % 4 == 0, every unit a table of
+ * its 1 << bits int8 values and a row of codes in the layout of codegen.fc_packed_layout (2 bits:
+ * row-major bytes; 4 bits: word-aligned rows, unit pairs interleaved word by word; 6 bits: 4 input
+ * words in 3 words). Scratch: 2 bits, KWS_FC_CHUNK * 16 bytes of decoded weights and 4 byte-indexed
+ * tables (4 KB); 4 bits, 2 pair tables (2 KB); 6 bits, none. */
 #define KWS_FC_CHUNK 64
 typedef struct {
     int32_t batches, depth, units;
@@ -144,7 +144,7 @@ typedef struct {
     int32_t act_min, act_max;
     int32_t per_channel;
     int32_t bits;
-    const uint8_t *packed;      /* [units][depth * bits / 8] */
+    const uint8_t *packed;      /* word-aligned, see above */
     const int8_t *tables;       /* [units][1 << bits] */
     const int32_t *bias;        /* folded bias: bias + input_offset * sum(row) */
     const int32_t *multiplier;
@@ -152,14 +152,15 @@ typedef struct {
 } kws_fc_packed_t;
 
 /* FULLY_CONNECTED with sparse weights (kws_packed.c): per unit groups[u] groups of 4 nonzeros,
- * each group 2 bytes of 4-bit position steps (LSB first) and 4 int8 values. */
+ * each group 4 position steps (step_bits 4: 2 bytes, LSB first; 8: 4 bytes) and 4 int8 values. */
 typedef struct {
     int32_t batches, depth, units;
     int32_t output_zp;
     int32_t act_min, act_max;
     int32_t per_channel;
+    int32_t step_bits;          /* 4 or 8 */
     const uint16_t *groups;     /* [units] */
-    const uint8_t *steps;       /* 2 bytes per group */
+    const uint8_t *steps;       /* 2 or 4 bytes per group */
     const int8_t *values;       /* 4 per group */
     const int32_t *bias;        /* folded bias, as kws_fc_t */
     const int32_t *multiplier;
@@ -208,7 +209,9 @@ void kws_conv_fast_decode(const kws_conv2d_fast_t *p, uint32_t *dst);
 void kws_conv_dot_c(const int16_t *x, const uint32_t *w, int32_t *acc, int nch, int k_h, int pairs, int row_q);
 void kws_depthwise_s8(const kws_depthwise_t *p, const int8_t *in, int8_t *out);
 void kws_fc_s8(const kws_fc_t *p, const int8_t *in, int8_t *out);
-void kws_fc_packed_s8(const kws_fc_packed_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+void kws_fc_packed2_s8(const kws_fc_packed_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+void kws_fc_packed4_s8(const kws_fc_packed_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
+void kws_fc_packed6_s8(const kws_fc_packed_t *p, const int8_t *in, int8_t *out);
 void kws_fc_sparse_s8(const kws_fc_sparse_t *p, const int8_t *in, int8_t *out);
 void kws_fc_dot4(const int8_t *x, const int8_t *w, int32_t *acc, int groups);
 void kws_softmax_s8(const kws_softmax_t *p, const int8_t *in, int8_t *out);
