@@ -227,8 +227,9 @@ static inline uint32_t energy(c2 a) { return (uint32_t)__smuad(S(a), S(a)); }
  * the exact products, whose bottom halves are TF's int16 truncation of x << shift, and SMLABB
  * reads exactly those bottom halves (k, and 2k for the top-half trick of fixdiv_k). */
 static inline c2 shift_fixdiv4(c2 a, int32_t scale) {
-  const int32_t lo = (int16_t)(a & 0xFFFFu) * (int16_t)(scale & 0xFFFF); /* SMULBB */
-  const int32_t hi = (int16_t)(a >> 16) * (int16_t)(scale & 0xFFFF);    /* SMULTB */
+  int32_t lo, hi;
+  __asm__("smulbb %0, %1, %2" : "=r"(lo) : "r"(a), "r"(scale));
+  __asm__("smultb %0, %1, %2" : "=r"(hi) : "r"(a), "r"(scale));
   return pkhtb15((uint32_t)__smlabb(hi, 2 * (SAMP_MAX / 4), 2 * ROUND), __smlabb(lo, SAMP_MAX / 4, ROUND));
 }
 /* C_FIXDIV(conj(a), 2), the conjugate stored as int16 first (-(-32768) wraps to -32768): SASX

@@ -186,12 +186,65 @@ KWS_FE_STAGE static void fft_energy(int shift) {
 }
 
 /* ---- filterbank.c ---- */
-/* TF's loop over the 4-aligned weight layout, unrolled by the generated term list: one UMLAL
- * per nonzero weight with the weight as an immediate, no index loads, no zero padding. The sums
- * are the same uint64 sums in another order of exact additions. */
+/* TF's loop over the 4-aligned weight layout, unrolled by the generated term list: one
+ * multiply-accumulate per nonzero weight with the weight as an immediate, no index loads, no
+ * zero padding. The sums are the same uint64 sums, in another order of exact additions. */
+#if defined(KWS_FE_DSP)
+/* One LDR, MOVW and UMLAL per weight, in asm statements that keep their order: left to itself
+ * GCC interleaves the 41 independent channel sums and spills most of them to the stack. Two
+ * 64-bit accumulators A and B take turns: A sums channel ch's weights while B sums its
+ * unweights (= channel ch+1's first part); at END(ch) A is stored and cleared and the roles swap. */
+#define KWS_FB_MAC2(bin, weight, unweight, WL, WH, UL, UH)                                          \
+  __asm__ volatile("ldr %[m], [%[e], %[off]]\n\t"                                                   \
+                   "movw %[t], %[w]\n\t"                                                            \
+                   "umlal %[wl], %[wh], %[m], %[t]\n\t"                                             \
+                   "movw %[t], %[u]\n\t"                                                            \
+                   "umlal %[ul], %[uh], %[m], %[t]"                                                 \
+                   : [wl] "+r"(WL), [wh] "+r"(WH), [ul] "+r"(UL), [uh] "+r"(UH), [m] "=&r"(m_),      \
+                     [t] "=&r"(t_)                                                                  \
+                   : [e] "r"(e), [off] "I"(4 * (bin)), [w] "i"(weight), [u] "i"(unweight))
+#define KWS_FB_MAC1(bin, weight, AL, AH)                                                            \
+  __asm__ volatile("ldr %[m], [%[e], %[off]]\n\t"                                                   \
+                   "movw %[t], %[w]\n\t"                                                            \
+                   "umlal %[al], %[ah], %[m], %[t]"                                                 \
+                   : [al] "+r"(AL), [ah] "+r"(AH), [m] "=&r"(m_), [t] "=&r"(t_)                     \
+                   : [e] "r"(e), [off] "I"(4 * (bin)), [w] "i"(weight))
+#define KWS_FB_TERM_(bin, weight, unweight, WL, WH, UL, UH)                          \
+  if ((weight) != 0 && (unweight) != 0) {                                            \
+    KWS_FB_MAC2(bin, weight, unweight, WL, WH, UL, UH);                              \
+  } else if ((weight) != 0) {                                                        \
+    KWS_FB_MAC1(bin, (weight) + 0 * (unweight), WL, WH);                             \
+  } else {                                                                           \
+    KWS_FB_MAC1(bin, (unweight) + 0 * (weight), UL, UH);                             \
+  }
+#define KWS_FB_TERM(channel, bin, weight, unweight)                   \
+  if ((channel) & 1) {                                                \
+    KWS_FB_TERM_(bin, weight, unweight, bl, bh, al, ah)               \
+  } else {                                                            \
+    KWS_FB_TERM_(bin, weight, unweight, al, ah, bl, bh)               \
+  }
+#define KWS_FB_END(channel)                                                               \
+  if ((channel) & 1) {                                                                    \
+    work32[2 * (channel)] = bl;                                                           \
+    work32[2 * (channel) + 1] = bh;                                                       \
+    bl = bh = 0;                                                                          \
+  } else {                                                                                \
+    work32[2 * (channel)] = al;                                                           \
+    work32[2 * (channel) + 1] = ah;                                                       \
+    al = ah = 0;                                                                          \
+  }
 KWS_FE_STAGE static void filterbank_accumulate(const int32_t *const e, uint64_t *const work) {
-  uint64_t acc_w = 0, acc_u = 0;
-#define KWS_FB_TERM(bin, weight, unweight)                  \
+  uint32_t *const work32 = (uint32_t *)work; /* little-endian: low word first */
+  uint32_t al = 0, ah = 0, bl = 0, bh = 0, m_, t_;
+  KWS_FE_FB_TERMS(KWS_FB_TERM, KWS_FB_END)
+  (void)m_;
+  (void)t_;
+}
+#undef KWS_FB_MAC2
+#undef KWS_FB_MAC1
+#undef KWS_FB_TERM_
+#else
+#define KWS_FB_TERM(channel, bin, weight, unweight)         \
   {                                                         \
     const uint32_t m_ = (uint32_t)e[bin];                   \
     acc_w += (uint64_t)m_ * (uint32_t)(weight);             \
@@ -201,11 +254,14 @@ KWS_FE_STAGE static void filterbank_accumulate(const int32_t *const e, uint64_t 
   work[channel] = acc_w;    \
   acc_w = acc_u;            \
   acc_u = 0;
+KWS_FE_STAGE static void filterbank_accumulate(const int32_t *const e, uint64_t *const work) {
+  uint64_t acc_w = 0, acc_u = 0;
   KWS_FE_FB_TERMS(KWS_FB_TERM, KWS_FB_END)
-#undef KWS_FB_TERM
-#undef KWS_FB_END
   (void)acc_w;
 }
+#endif
+#undef KWS_FB_TERM
+#undef KWS_FB_END
 
 void kws_fe_filterbank(const int32_t *energy, uint64_t *work) { filterbank_accumulate(energy, work); }
 

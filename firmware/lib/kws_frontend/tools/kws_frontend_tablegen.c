@@ -307,15 +307,16 @@ int main(int argc, char **argv) {
      * unweight) for every bin whose weight or unweight is nonzero (the zero padding that TF's
      * 4-aligned layout adds contributes nothing), END(channel) after each channel's terms. */
     int chan, j;
-    fprintf(h, "/* The filterbank's nonzero terms in TF's accumulation order: TERM(bin, weight, unweight) per\n"
-               " * bin, END(channel) when channel's weighted sum is complete (its unweighted sum then starts\n"
-               " * the next channel's). */\n");
+    fprintf(h, "/* The filterbank's nonzero terms in TF's accumulation order: TERM(channel, bin, weight,\n"
+               " * unweight) per bin, END(channel) when channel's weighted sum is complete (its unweighted sum\n"
+               " * then starts the next channel's). */\n");
     fprintf(h, "#define KWS_FE_FB_TERMS(TERM, END)");
     for (chan = 0; chan < NUM_CHANNELS + 1; ++chan) {
       for (j = 0; j < fb_chan_widths[chan]; ++j) {
         const int k = fb_chan_weight_starts[chan] + j;
         if (fb_weights[k] == 0 && fb_unweights[k] == 0) continue;
-        fprintf(h, " \\\n  TERM(%d, %d, %d)", fb_chan_freq_starts[chan] + j, fb_weights[k], fb_unweights[k]);
+        fprintf(h, " \\\n  TERM(%d, %d, %d, %d)", chan, fb_chan_freq_starts[chan] + j, fb_weights[k],
+                fb_unweights[k]);
       }
       fprintf(h, " END(%d)", chan);
     }
