@@ -314,28 +314,43 @@ static const uint8_t kLeafBase[64] = {
     37, 53, 9, 25, 41, 57, 13, 29, 45, 61, 2, 18, 34, 50, 6, 22, 38, 54, 10, 26, 42, 58,
     14, 30, 46, 62, 3, 19, 35, 51, 7, 23, 39, 55, 11, 27, 43, 59, 15, 31, 47, 63};
 
+#if defined(KWS_FFT_DSP)
+/* one LDM for the twiddle triple (GCC emits three LDRs); ascending registers as LDM needs */
+#define BFLY4_NEXT(Fp, m, t)                                                                  \
+  do {                                                                                        \
+    c2 *const F_ = (Fp);                                                                      \
+    register c2 w1 __asm__("r8");                                                             \
+    register c2 w2 __asm__("r9");                                                             \
+    register c2 w3 __asm__("r10");                                                            \
+    __asm__("ldmia %0!, {%1, %2, %3}" : "+r"(t), "=r"(w1), "=r"(w2), "=r"(w3) : : "memory"); \
+    BFLY4(F_, m, F_[0], F_[m], F_[2 * m], F_[3 * m], w1, w2, w3);                             \
+  } while (0)
+#else
+#define BFLY4_NEXT(Fp, m, t)                                                      \
+  do {                                                                            \
+    c2 *const F_ = (Fp);                                                          \
+    BFLY4(F_, m, F_[0], F_[m], F_[2 * m], F_[3 * m], (t)[0], (t)[1], (t)[2]);    \
+    (t) += 3;                                                             \
+  } while (0)
+#endif
+
+/* One radix-4 stage: per group of 4m, the twiddle-free butterfly k = 0, then k = 1 .. m-1 two
+ * per loop turn (m - 1 is odd: k = 1 goes alone), which halves the loop's own instructions. */
 static inline __attribute__((always_inline)) void stage(c2 *buf, const c2 *tw, const int m) {
   c2 *F = buf;
   c2 *const end = buf + KWS_FFT_CPX;
   do {
     const c2 *t = tw + 3;
-    int k = m - 1;
+    c2 *const group_end = F + m;
     BFLY4_TW0(F, m, F[0], F[m], F[2 * m], F[3 * m]);
     ++F;
-    do {
-#if defined(KWS_FFT_DSP)
-      /* one LDM for the twiddle triple (GCC emits three LDRs); ascending registers as LDM needs */
-      register c2 w1 __asm__("r8");
-      register c2 w2 __asm__("r9");
-      register c2 w3 __asm__("r10");
-      __asm__("ldmia %0!, {%1, %2, %3}" : "+r"(t), "=r"(w1), "=r"(w2), "=r"(w3) : : "memory");
-      BFLY4(F, m, F[0], F[m], F[2 * m], F[3 * m], w1, w2, w3);
-#else
-      BFLY4(F, m, F[0], F[m], F[2 * m], F[3 * m], t[0], t[1], t[2]);
-      t += 3;
-#endif
-      ++F;
-    } while (--k);
+    BFLY4_NEXT(F, m, t);
+    ++F;
+    while (F != group_end) {
+      BFLY4_NEXT(F, m, t);
+      BFLY4_NEXT(F + 1, m, t);
+      F += 2;
+    }
     F += 3 * m;
   } while (F != end);
 }
