@@ -358,7 +358,9 @@ static inline uint32_t sqrt64_fast(uint64_t num) {
   uint32_t s;
   int32_t r;
   if (hi >= 0x10000u) return sqrt64(num);
-  f = (float)hi * 4294967296.0f + (float)lo;
+  f = (float)lo;
+  /* f += hi * 2^32 in one fused multiply-add (C99 mode keeps GCC from contracting it itself) */
+  __asm__("vfma.f32 %0, %1, %2" : "+t"(f) : "t"((float)hi), "t"(4294967296.0f));
   __asm__("vsqrt.f32 %0, %1" : "=t"(f) : "t"(f));
   s = (uint32_t)f;
   r = (int32_t)(lo - s * s); /* num - s*s modulo 2^32, and |num - s*s| < 2^31 */
@@ -421,7 +423,7 @@ static inline int32_t pcan_gain(const uint32_t x) {
   if (x <= 2) return kws_fe_pcan_gain_lut[x];
   {
     const int z = __builtin_clz(x); /* msb32(x) = 32 - z */
-    const int16_t *lut = kws_fe_pcan_gain_lut + (4 * (32 - z) - 6);
+    const int16_t *lut = kws_fe_pcan_gain_lut + (4 * 32 - 6) - 4 * z; /* TF: + 4 * msb - 6 */
     const int32_t frac = (int32_t)(((x << z) >> 21) & 0x3FF);
     int32_t result = ((int32_t)lut[2] * frac) >> 5;
     result += (int32_t)((uint32_t)lut[1] << 5);
