@@ -228,7 +228,8 @@ KWS_FE_STAGE static void fft_energy(int shift) {
  * multiply-accumulate per nonzero weight with the weight as an immediate, no index loads, no
  * zero padding. The sums are the same uint64 sums, in another order of exact additions. */
 #if defined(KWS_FE_DSP)
-/* One LDR, MOVW and UMLAL per weight, in asm statements that keep their order: left to itself
+/* One LDR, MOVW and UMLAL per weight, in asm statements that keep their order (volatile; they read
+ * the energies, hence the memory clobber): left to itself
  * GCC interleaves the 41 independent channel sums and spills most of them to the stack. Two
  * 64-bit accumulators A and B take turns: A sums channel ch's weights while B sums its
  * unweights (= channel ch+1's first part); at END(ch) A is stored and cleared and the roles swap. */
@@ -240,13 +241,15 @@ KWS_FE_STAGE static void fft_energy(int shift) {
                    "umlal %[ul], %[uh], %[m], %[t]"                                                 \
                    : [wl] "+r"(WL), [wh] "+r"(WH), [ul] "+r"(UL), [uh] "+r"(UH), [m] "=&r"(m_),      \
                      [t] "=&r"(t_)                                                                  \
-                   : [e] "r"(e), [off] "I"(4 * (bin)), [w] "i"(weight), [u] "i"(unweight))
+                   : [e] "r"(e), [off] "I"(4 * (bin)), [w] "i"(weight), [u] "i"(unweight)          \
+                   : "memory")
 #define KWS_FB_MAC1(bin, weight, AL, AH)                                                            \
   __asm__ volatile("ldr %[m], [%[e], %[off]]\n\t"                                                   \
                    "movw %[t], %[w]\n\t"                                                            \
                    "umlal %[al], %[ah], %[m], %[t]"                                                 \
                    : [al] "+r"(AL), [ah] "+r"(AH), [m] "=&r"(m_), [t] "=&r"(t_)                     \
-                   : [e] "r"(e), [off] "I"(4 * (bin)), [w] "i"(weight))
+                   : [e] "r"(e), [off] "I"(4 * (bin)), [w] "i"(weight)                             \
+                   : "memory")
 #define KWS_FB_TERM_(bin, weight, unweight, WL, WH, UL, UH)                          \
   if ((weight) != 0 && (unweight) != 0) {                                            \
     KWS_FB_MAC2(bin, weight, unweight, WL, WH, UL, UH);                              \
