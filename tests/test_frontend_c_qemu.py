@@ -151,12 +151,12 @@ def _wav_bytes(data: bytes) -> np.ndarray:
     return fit_clip(to_int16(resample(audio.astype(np.float64), rate)))
 
 
-def test_cortex_m4_build_matches_host_bit_for_bit(tmp_path, capsys):
-    clips = _clips()
+def _build(tmp_path, main_c: str, clips: dict[str, np.ndarray]):
+    """Bare-metal image of the front end (and its reference) with ``main_c``; returns the ELF path."""
     names = list(clips)
     (tmp_path / "startup.c").write_text(STARTUP_C)
     (tmp_path / "link.ld").write_text(LINK_LD)
-    (tmp_path / "main.c").write_text(MAIN_C)
+    (tmp_path / "main.c").write_text(main_c)
     rows = ",\n".join("{" + ",".join(map(str, clips[n].tolist())) + "}" for n in names)
     (tmp_path / "clips.c").write_text(f"#include <stdint.h>\nconst int16_t clips[{len(names)}][16000] = {{\n{rows}}};\n")
 
@@ -169,14 +169,25 @@ def test_cortex_m4_build_matches_host_bit_for_bit(tmp_path, capsys):
          "-T", str(tmp_path / "link.ld"), "-lgcc", "-o", str(elf)],
         capture_output=True, text=True)
     assert build.returncode == 0, build.stderr
+    return elf
 
+
+def _run(elf) -> list[str]:
+    """Run the image under QEMU (-icount shift=0); returns its semihosting output lines."""
     run = subprocess.run(
         ["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none", "-serial", "null",
          "-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel", str(elf)],
-        capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, f"QEMU exit {run.returncode}: {run.stderr[-300:]}"
+        capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, f"QEMU exit {run.returncode}: {(run.stdout + run.stderr)[-300:]}"
     # QEMU 7.2 sends semihosting console output to stderr (stdout when a chardev is given)
-    lines = [ln for ln in (run.stdout + run.stderr).splitlines() if len(ln.split()) == 2 and len(ln.split()[0]) == 2 * 49 * 40]
+    return (run.stdout + run.stderr).splitlines()
+
+
+def test_cortex_m4_build_matches_host_bit_for_bit(tmp_path, capsys):
+    clips = _clips()
+    names = list(clips)
+    out = _run(_build(tmp_path, MAIN_C, clips))
+    lines = [ln for ln in out if len(ln.split()) == 2 and len(ln.split()[0]) == 2 * 49 * 40]
     assert len(lines) == len(names)
 
     counts = []
@@ -188,5 +199,120 @@ def test_cortex_m4_build_matches_host_bit_for_bit(tmp_path, capsys):
     with capsys.disabled():
         print(f"\nC front end on emulated Cortex-M4 (QEMU icount): identical on {len(names)} clips; "
               f"instructions per 1 s clip: " + ", ".join(f"{n} {c:,}" for n, c in zip(names, counts)))
-    # 49 frames of a 512-point FFT and 40 channels cannot cost less than ~1M or more than ~20M
-    assert all(1_000_000 < c < 20_000_000 for c in counts), counts
+    # 49 frames of a 512-point FFT and 40 channels cannot cost less than ~0.5M or more than ~20M
+    assert all(500_000 < c < 20_000_000 for c in counts), counts
+
+
+MAIN_RANDOM_C = r"""
+#include <stdint.h>
+#include "kws_fft.h"
+#include "kws_frontend.h"
+#include "kws_frontend_ref.h"
+#include "kws_frontend_tables.h"
+void sh_write0(const char *s);
+extern const int16_t clips[NUM_CLIPS][16000];
+static uint32_t rng = 2463534242u;
+static uint32_t next(void) { rng ^= rng << 13; rng ^= rng >> 17; rng ^= rng << 5; return rng; }
+static int16_t sat16(int32_t v) { return (int16_t)(v > 32767 ? 32767 : v < -32768 ? -32768 : v); }
+/* One random frame of one of several kinds: full-range noise, noise at a random level (2^0..2^16),
+ * full-scale square waves and Nyquist patterns, sparse impulses (-32768 included), a constant,
+ * and a slow random walk that clips. */
+static void make_frame(int16_t *x, int n) {
+  const uint32_t kind = next() % 7, level = next() % 17, period = 1 + next() % 64;
+  const int16_t c = (int16_t)next();
+  int32_t walk = (int16_t)next();
+  int i;
+  for (i = 0; i < n; ++i) {
+    const uint32_t r = next();
+    switch (kind) {
+      case 0: x[i] = (int16_t)r; break;
+      case 1: x[i] = sat16((((int32_t)(r & 0xFFF) + (int32_t)((r >> 12) & 0xFFF) - 4095) << level) >> 11); break;
+      case 2: x[i] = (i / period) & 1 ? 32767 : -32768; break;
+      case 3: x[i] = (r & 31) == 0 ? (int16_t)(r >> 16) : (r & 63) == 1 ? -32768 : 0; break;
+      case 4: x[i] = c; break;
+      case 5: walk += ((int32_t)(r & 0x3FF) - 512) << (level / 2); x[i] = sat16(walk); walk = x[i]; break;
+      default: x[i] = (i & 1) ? c : -32768; break;
+    }
+  }
+}
+static void put(const char *what, uint32_t n) {
+  char line[64], d[12], *p = line;
+  int k = 0;
+  while (*what) *p++ = *what++;
+  *p++ = ' ';
+  do { d[k++] = (char)('0' + n % 10); n /= 10; } while (n);
+  while (k) *p++ = d[--k];
+  *p++ = '\n';
+  *p = 0;
+  sh_write0(line);
+}
+static int16_t frame[KWS_FRONTEND_WINDOW];
+static int16_t padded[KWS_FFT_SIZE];
+static int32_t e_fast[KWS_FFT_BINS], e_ref[KWS_FFT_BINS];
+static uint64_t w_fast[KWS_FRONTEND_CHANNELS + 1], w_ref[KWS_FRONTEND_CHANNELS + 1];
+int main(void) {
+  uint16_t fast[KWS_FRONTEND_CHANNELS], ref[KWS_FRONTEND_CHANNELS];
+  uint32_t noise[KWS_FRONTEND_CHANNELS];
+  uint32_t bad = 0, n, i, c;
+  /* frames in sequence (the noise estimate carries), a fresh state every 49 */
+  for (n = 0; n < NUM_FRAMES; ++n) {
+    if (n % 49 == 0) {
+      kws_frontend_reset();
+      for (c = 0; c < KWS_FRONTEND_CHANNELS; ++c) noise[c] = 0;
+    }
+    make_frame(frame, KWS_FRONTEND_WINDOW);
+    kws_frontend_frame(frame, fast);
+    kws_fe_ref_frame(frame, ref, noise);
+    for (c = 0; c < KWS_FRONTEND_CHANNELS; ++c) bad += fast[c] != ref[c];
+  }
+  put("frames", n);
+  put("frame_mismatches", bad);
+  /* the FFT stage alone at every shift, on windowed-looking frames with -32768 and wrap-arounds */
+  bad = 0;
+  for (n = 0; n < NUM_SPECTRA; ++n) {
+    const int shift = (int)(n % 16);
+    make_frame(padded, KWS_FE_WINDOW_SIZE);
+    kws_fft_energy(padded, shift, KWS_FE_FB_START_INDEX, KWS_FE_FB_END_INDEX, e_fast);
+    kws_fe_ref_spectrum(padded, shift, e_ref);
+    for (i = KWS_FE_FB_START_INDEX; i < KWS_FE_FB_END_INDEX; ++i) bad += e_fast[i] != e_ref[i];
+    kws_fe_filterbank(e_ref, w_fast);
+    kws_fe_ref_filterbank(e_ref, w_ref);
+    for (i = 1; i <= KWS_FRONTEND_CHANNELS; ++i) bad += w_fast[i] != w_ref[i];
+  }
+  put("spectra", n);
+  put("spectrum_mismatches", bad);
+  /* the square root on every bit length up to 2^48, near squares and at TF's 0xFFFF cap */
+  bad = 0;
+  for (n = 0; n < NUM_SQRTS; ++n) {
+    const uint32_t r = next(), bits = n % 49;
+    uint64_t v = ((uint64_t)next() << 32 | r) & ((bits == 64 ? 0 : (1ull << bits)) - 1);
+    if (n % 3 == 1) { const uint64_t s = v >> (bits / 2 + 1); v = s * s + (r % 5) - 2 + (r & 8 ? s : 0); }
+    if (n % 7 == 2) v = 0xFFFE0001ull + (r % 0x20000);
+    if (v >= 1ull << 48) v &= (1ull << 48) - 1;
+    bad += kws_fe_sqrt64(v) != kws_fe_ref_sqrt64(v);
+  }
+  put("sqrts", n);
+  put("sqrt_mismatches", bad);
+  bad = 0;
+  for (n = 0; n < 65536; ++n) bad += kws_frontend_quantize((uint16_t)n) != kws_fe_ref_quantize((uint16_t)n);
+  put("quantize_mismatches", bad);
+  return (int)clips[0][0] * 0;
+}
+"""
+
+
+def test_cortex_m4_fast_paths_equal_the_reference_on_random_frames(tmp_path, capsys):
+    """The M4's fast routines (DSP instructions, asm, VSQRT) against kws_frontend_ref.c compiled for
+    the same core: random and extreme frames in sequence, the FFT stage at every shift, the square
+    root across its range and the quantization of every uint16. The host test (test_frontend_fast.py)
+    checks the portable build of the same algorithms on many more frames."""
+    elf = _build(tmp_path, MAIN_RANDOM_C.replace("NUM_FRAMES", "4000").replace("NUM_SPECTRA", "4000")
+                 .replace("NUM_SQRTS", "500000"), {"zeros": np.zeros(16000, np.int16)})
+    out = dict(ln.split() for ln in _run(elf) if len(ln.split()) == 2 and not ln.startswith("QEMU"))
+    with capsys.disabled():
+        print(f"\nC front end on emulated Cortex-M4, fast vs reference: {out}")
+    assert int(out["frames"]) == 4000 and int(out["spectra"]) == 4000 and int(out["sqrts"]) == 500000
+    assert out["frame_mismatches"] == "0"
+    assert out["spectrum_mismatches"] == "0"
+    assert out["sqrt_mismatches"] == "0"
+    assert out["quantize_mismatches"] == "0"

@@ -25,7 +25,7 @@ from harness.errors import HarnessError
 from harness.paths import FIRMWARE_DIR
 
 SOURCE_DIR = FIRMWARE_DIR / "lib" / "kws_frontend"
-RUNTIME_SOURCES = ("kws_frontend.c", "kws_fft.c", "kws_frontend_tables.c", "kws_log_lut.c")
+RUNTIME_SOURCES = ("kws_frontend.c", "kws_fft.c", "kws_frontend_tables.c", "kws_log_lut.c", "kws_frontend_ref.c")
 TABLEGEN_SOURCE = "tools/kws_frontend_tablegen.c"
 GENERATED = ("kws_frontend_tables.c", "kws_frontend_tables.h")
 CFLAGS = ("-std=c99", "-O2", "-fPIC", "-shared", "-Wall", "-Wextra")

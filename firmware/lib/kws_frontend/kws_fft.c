@@ -223,6 +223,22 @@ static inline c2 top_bot(c2 top, c2 bot) {
   return r;
 }
 static inline uint32_t energy(c2 a) { return (uint32_t)__smuad(S(a), S(a)); }
+/* C_FIXDIV(a << shift, 4) per lane in five instructions: SMULBB/SMULTB by scale = 2^shift give
+ * the exact products, whose bottom halves are TF's int16 truncation of x << shift, and SMLABB
+ * reads exactly those bottom halves (k, and 2k for the top-half trick of fixdiv_k). */
+static inline c2 shift_fixdiv4(c2 a, int32_t scale) {
+  int32_t lo, hi;
+  __asm__("smulbb %0, %1, %2" : "=r"(lo) : "r"(a), "r"(scale));
+  __asm__("smultb %0, %1, %2" : "=r"(hi) : "r"(a), "r"(scale));
+  return pkhtb15((uint32_t)__smlabb(hi, 2 * (SAMP_MAX / 4), 2 * ROUND), __smlabb(lo, SAMP_MAX / 4, ROUND));
+}
+/* C_FIXDIV(conj(a), 2), the conjugate stored as int16 first (-(-32768) wraps to -32768): SASX
+ * with 0 gives (-a.i wrapped, a.r) in one instruction, and the swapped halves are read back in
+ * place by SMLATB (a.r * k into the bottom) and SMLABT (-a.i * 2k into the top). */
+static inline c2 fixdiv2_conj(c2 a) {
+  const c2 s = (c2)__sasx(S(0), S(a));
+  return pkhtb15((uint32_t)__smlabt(S(s), (int32_t)K2, 2 * ROUND), __smlatb(S(s), (int32_t)K2, ROUND));
+}
 #else
 #define FIXDIV4(a) fixdiv((a), 4)
 #define FIXDIV2(a) fixdiv((a), 2)
@@ -234,6 +250,8 @@ static inline c2 top_bot(c2 top, c2 bot) { return (top & 0xFFFF0000u) | (bot & 0
 static inline uint32_t energy(c2 a) {
   return (uint32_t)(re(a) * re(a)) + (uint32_t)(im(a) * im(a));
 }
+static inline c2 shift_fixdiv4(c2 a, int32_t scale) { return fixdiv(shl16x2(a, scale), 4); }
+static inline c2 fixdiv2_conj(c2 a) { return fixdiv(top_bot(csub(0, a), a), 2); }
 #endif
 
 static inline c2 load_c2(const void *p) {
@@ -242,13 +260,15 @@ static inline c2 load_c2(const void *p) {
   return v;
 }
 
-/* One radix-4 butterfly (kf_bfly4, forward) on F[0], F[m], F[2m], F[3m]; MULTW(a, w) is C_MUL. */
-#define BFLY4_(F, m, a0, a1, a2, a3, w1, w2, w3, MULTW)      \
+/* One radix-4 butterfly (kf_bfly4, forward) on F[0], F[m], F[2m], F[3m]; MULTW(a, w) is C_MUL,
+ * DIV(a) the C_FIXDIV(a, 4) of each input. */
+#define BFLY4_(F, m, a0, a1, a2, a3, w1, w2, w3, MULTW) BFLY4_D(F, m, a0, a1, a2, a3, w1, w2, w3, MULTW, FIXDIV4)
+#define BFLY4_D(F, m, a0, a1, a2, a3, w1, w2, w3, MULTW, DIV) \
   do {                                                       \
-    c2 f0_ = FIXDIV4(a0);                                    \
-    const c2 s0_ = MULTW(FIXDIV4(a1), (w1));                 \
-    const c2 s1_ = MULTW(FIXDIV4(a2), (w2));                 \
-    const c2 s2_ = MULTW(FIXDIV4(a3), (w3));                 \
+    c2 f0_ = DIV(a0);                                        \
+    const c2 s0_ = MULTW(DIV(a1), (w1));                     \
+    const c2 s1_ = MULTW(DIV(a2), (w2));                     \
+    const c2 s2_ = MULTW(DIV(a3), (w3));                     \
     const c2 s5_ = csub(f0_, s1_);                           \
     f0_ = cadd(f0_, s1_);                                    \
     const c2 s3_ = cadd(s0_, s2_);                           \
@@ -294,28 +314,43 @@ static const uint8_t kLeafBase[64] = {
     37, 53, 9, 25, 41, 57, 13, 29, 45, 61, 2, 18, 34, 50, 6, 22, 38, 54, 10, 26, 42, 58,
     14, 30, 46, 62, 3, 19, 35, 51, 7, 23, 39, 55, 11, 27, 43, 59, 15, 31, 47, 63};
 
+#if defined(KWS_FFT_DSP)
+/* one LDM for the twiddle triple (GCC emits three LDRs); ascending registers as LDM needs */
+#define BFLY4_NEXT(Fp, m, t)                                                                  \
+  do {                                                                                        \
+    c2 *const F_ = (Fp);                                                                      \
+    register c2 w1 __asm__("r8");                                                             \
+    register c2 w2 __asm__("r9");                                                             \
+    register c2 w3 __asm__("r10");                                                            \
+    __asm__("ldmia %0!, {%1, %2, %3}" : "+r"(t), "=r"(w1), "=r"(w2), "=r"(w3) : : "memory"); \
+    BFLY4(F_, m, F_[0], F_[m], F_[2 * m], F_[3 * m], w1, w2, w3);                             \
+  } while (0)
+#else
+#define BFLY4_NEXT(Fp, m, t)                                                      \
+  do {                                                                            \
+    c2 *const F_ = (Fp);                                                          \
+    BFLY4(F_, m, F_[0], F_[m], F_[2 * m], F_[3 * m], (t)[0], (t)[1], (t)[2]);    \
+    (t) += 3;                                                             \
+  } while (0)
+#endif
+
+/* One radix-4 stage: per group of 4m, the twiddle-free butterfly k = 0, then k = 1 .. m-1 two
+ * per loop turn (m - 1 is odd: k = 1 goes alone), which halves the loop's own instructions. */
 static inline __attribute__((always_inline)) void stage(c2 *buf, const c2 *tw, const int m) {
   c2 *F = buf;
   c2 *const end = buf + KWS_FFT_CPX;
   do {
     const c2 *t = tw + 3;
-    int k = m - 1;
+    c2 *const group_end = F + m;
     BFLY4_TW0(F, m, F[0], F[m], F[2 * m], F[3 * m]);
     ++F;
-    do {
-#if defined(KWS_FFT_DSP)
-      /* one LDM for the twiddle triple (GCC emits three LDRs); ascending registers as LDM needs */
-      register c2 w1 __asm__("r8");
-      register c2 w2 __asm__("r9");
-      register c2 w3 __asm__("r10");
-      __asm__("ldmia %0!, {%1, %2, %3}" : "+r"(t), "=r"(w1), "=r"(w2), "=r"(w3) : : "memory");
-      BFLY4(F, m, F[0], F[m], F[2 * m], F[3 * m], w1, w2, w3);
-#else
-      BFLY4(F, m, F[0], F[m], F[2 * m], F[3 * m], t[0], t[1], t[2]);
-      t += 3;
-#endif
-      ++F;
-    } while (--k);
+    BFLY4_NEXT(F, m, t);
+    ++F;
+    while (F != group_end) {
+      BFLY4_NEXT(F, m, t);
+      BFLY4_NEXT(F + 1, m, t);
+      F += 2;
+    }
     F += 3 * m;
   } while (F != end);
 }
@@ -327,13 +362,31 @@ void kws_fft_energy(const int16_t *samples, int shift, int first, int last, int3
   int j, k;
   if (!s_tw3_ready) init_tw3();
 
-  /* stage 1 (m = 1): gather the leaves, shift them, first butterflies */
-  for (j = 0; j < 64; ++j) {
+  /* stage 1 (m = 1): gather the leaves, shift them, first butterflies. Leaf j reads complex
+   * samples kLeafBase[j] + {0, 64, 128, 192}, and kLeafBase[4d + t] = kLeafBase[4d] + 16t; for
+   * t = 3 the last input is complex sample >= 240, which is zero padding (C_FIXDIV(0) = 0: that
+   * butterfly takes f3 = 0 and skips its load, shift and division). */
+  for (j = 0; j < 64; j += 4) {
     const int16_t *x = samples + 2 * kLeafBase[j];
     c2 *F = buf + 4 * j;
-    BFLY4_TW0(F, 1, shl16x2(load_c2(x), scale), shl16x2(load_c2(x + 128), scale),
-              shl16x2(load_c2(x + 256), scale), shl16x2(load_c2(x + 384), scale));
+#define SD(a) shift_fixdiv4((a), scale)
+    BFLY4_D(F, 1, load_c2(x), load_c2(x + 128), load_c2(x + 256), load_c2(x + 384), 0, 0, 0, MUL_TW0, SD);
+    BFLY4_D(F + 4, 1, load_c2(x + 32), load_c2(x + 160), load_c2(x + 288), load_c2(x + 416), 0, 0, 0, MUL_TW0, SD);
+    BFLY4_D(F + 8, 1, load_c2(x + 64), load_c2(x + 192), load_c2(x + 320), load_c2(x + 448), 0, 0, 0, MUL_TW0, SD);
+    {
+      c2 *const G = F + 12;
+      const c2 f0 = SD(load_c2(x + 96)), s0 = SD(load_c2(x + 224)), s1 = SD(load_c2(x + 352));
+#undef SD
+      /* BFLY4 with s2 = 0: s3 = s4 = s0 */
+      G[2] = csub(cadd(f0, s1), s0);
+      G[0] = cadd(cadd(f0, s1), s0);
+      G[1] = add_sub_x(csub(f0, s1), s0);
+      G[3] = sub_add_x(csub(f0, s1), s0);
+    }
   }
+#if KWS_FE_WINDOW_SIZE > 2 * 240
+#error "stage 1 takes complex samples 240..255 as zero padding"
+#endif
   stage(buf, s_tw3, 4);
   stage(buf, s_tw3 + 3 * 4, 16);
   stage(buf, s_tw3 + 3 * (4 + 16), 64);
@@ -346,17 +399,30 @@ void kws_fft_energy(const int16_t *samples, int shift, int first, int last, int3
     if (first <= 0) out[0] = (int32_t)((uint32_t)(dc * dc));
     if (last > ncfft) out[ncfft] = (int32_t)((uint32_t)(ny * ny));
   }
+  /* Step k: fpk = C_FIXDIV(F[k], 2), fpnk = C_FIXDIV(conj(F[n-k]), 2), f1k = fpk + fpnk,
+   * f2k = fpk - fpnk, tw = f2k * super_twiddle; bin k = HALF_OF(f1k + tw) and bin n-k =
+   * (HALF_OF(f1k.r - tw.r), HALF_OF(tw.i - f1k.i)). Only the squared magnitude of bin n-k is
+   * needed, and (f1k.i + 1 - tw.i) >> 1 is exactly -((tw.i - f1k.i) >> 1) (floor(-d/2) =
+   * -floor((d+1)/2)), so one SHSUB16 of (f1k + (0, 1)) and tw gives it with the sign flipped
+   * (f1k.i <= 32766: fpk and fpnk are within +-16383, so the + 1 never wraps). Steps below
+   * ncfft - last + 1 only yield bin k: bin n-k is past the last one used. */
   k = first < ncfft - last + 1 ? first : ncfft - last + 1;
   if (k < 1) k = 1;
-  for (; k <= ncfft / 2; ++k) {
-    const c2 fpk = FIXDIV2(buf[k]);
-    const c2 nk = buf[ncfft - k];
-    const c2 fpnk = FIXDIV2(top_bot(csub(0, nk), nk)); /* conjugate, stored as int16 first */
-    const c2 f1k = cadd(fpk, fpnk);
-    const c2 f2k = csub(fpk, fpnk);
-    const c2 tw = cmul2(f2k, load_c2(&kws_fe_super_twiddles[k - 1]));
-    /* out[k] = HALF_OF(f1k + tw); out[n-k] = (HALF_OF(f1k.r - tw.r), HALF_OF(tw.i - f1k.i)) */
-    out[k] = (int32_t)energy(halfadd(f1k, tw));
-    out[ncfft - k] = (int32_t)energy(halfsub(top_bot(tw, f1k), top_bot(f1k, tw)));
+  {
+    const int k_both = ncfft - last + 1 < ncfft / 2 + 1 ? ncfft - last + 1 : ncfft / 2 + 1;
+    const c2 one_hi = pack(0, 1);
+#define SPLIT_STEP(k, BOTH)                                                          \
+  do {                                                                             \
+    const c2 fpk = FIXDIV2(buf[k]);                                                \
+    const c2 fpnk = fixdiv2_conj(buf[ncfft - (k)]);                                \
+    const c2 f1k = cadd(fpk, fpnk);                                                \
+    const c2 f2k = csub(fpk, fpnk);                                                \
+    const c2 tw = cmul2(f2k, load_c2(&kws_fe_super_twiddles[(k) - 1]));            \
+    out[k] = (int32_t)energy(halfadd(f1k, tw));                                    \
+    if (BOTH) out[ncfft - (k)] = (int32_t)energy(halfsub(cadd(f1k, one_hi), tw)); \
+  } while (0)
+    for (; k < k_both; ++k) SPLIT_STEP(k, 0);
+    for (; k <= ncfft / 2; ++k) SPLIT_STEP(k, 1);
+#undef SPLIT_STEP
   }
 }

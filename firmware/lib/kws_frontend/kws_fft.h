@@ -32,7 +32,9 @@ void kws_fft_real(const kws_cpx_t *in, kws_cpx_t *out);
 /* The front end's use of it in one pass: the 512 samples (each first shifted left by `shift`
  * and truncated to int16, as TF's fft.cc does), the real FFT, then the squared magnitude
  * re*re + im*im (uint32 arithmetic) of bins [first, last) into energy[first .. last-1].
- * Bit-identical with kws_fft_real() on the shifted input followed by the magnitudes. */
+ * Bit-identical with kws_fft_real() on the shifted input followed by the magnitudes. Samples from
+ * KWS_FE_WINDOW_SIZE (480) on are the front end's zero padding and are not read. Bins past `last`
+ * may be left unwritten or written with values nobody reads. */
 /* Fill the FFT's twiddle tables now (kws_frontend_reset calls it at start-up), so that the first
  * timed clip does not pay for it; kws_fft_energy still fills them itself if nobody did. */
 void kws_fft_prepare(void);

@@ -24,6 +24,7 @@
 #endif
 
 #include "kws_fft.h"
+#include "kws_frontend_ref.h"
 #include "kws_frontend_tables.h"
 #include "kws_log_lut.h"
 
@@ -75,10 +76,11 @@ static inline int msb64(uint64_t n) {
 
 /* ---- state ---- */
 /* The FFT reads the real samples as (even, odd) pairs, like kiss_fftr's cast; a union
- * makes that reinterpretation well-defined C. */
+ * makes that reinterpretation well-defined C (and gives the window's word stores). */
 static union {
   int16_t samples[KWS_FFT_SIZE];
   kws_cpx_t pairs[KWS_FFT_CPX];
+  uint32_t words[KWS_FFT_CPX];
 } s_fft_input;
 /* TF reuses the FFT output buffer for the energies; so do we (saves 1 kB of RAM). */
 static union {
@@ -95,84 +97,126 @@ void kws_frontend_reset(void) {
   kws_fft_prepare(); /* the firmware resets at start-up: no timed clip pays for table set-up */
 }
 
-/* ---- window.c + fft.cc: window the frame; returns the shift that scales it into the FFT's range ---- */
+/* ---- the few DSP instructions the stages below use: the Cortex-M4's, or the same arithmetic
+ * in portable C (host build), so the host runs the very algorithm the M4 runs ---- */
 #if defined(__ARM_FEATURE_SIMD32) && defined(__ARM_FEATURE_DSP) && !defined(KWS_FFT_PORTABLE)
 #include <arm_acle.h>
-/* Running lane-wise max / min of int16 pairs, updated in place (SSUB16 sets the GE flags that
- * SEL reads; one asm block so nothing can come between them). */
-static inline void max16x2(uint32_t *m, uint32_t v) {
-  uint32_t t;
-  __asm__("ssub16 %1, %2, %0\n\tsel %0, %2, %0" : "+r"(*m), "=&r"(t) : "r"(v) : "cc");
-}
-static inline void min16x2(uint32_t *m, uint32_t v) {
-  uint32_t t;
-  __asm__("ssub16 %1, %2, %0\n\tsel %0, %0, %2" : "+r"(*m), "=&r"(t) : "r"(v) : "cc");
-}
-/* Two samples times two Q12 window values, >> 12, truncated to int16 each. */
-static inline uint32_t window2(uint32_t x, uint32_t w) {
-  uint32_t r;
-  const int32_t lo = (int16_t)(x & 0xFFFFu) * (int16_t)(w & 0xFFFFu); /* SMULBB */
-  const int32_t hi = (int16_t)(x >> 16) * (int16_t)(w >> 16);           /* SMULTT */
-  __asm__("pkhtb %0, %1, %2, asr #12" : "=r"(r) : "r"((uint32_t)hi << 4), "r"(lo));
+#define KWS_FE_DSP 1
+/* (w * x.bottom) >> 16 and (w * x.top) >> 16, w a 32-bit word. */
+static inline int32_t smulwb(int32_t w, uint32_t x) {
+  int32_t r;
+  __asm__("smulwb %0, %1, %2" : "=r"(r) : "r"(w), "r"(x));
   return r;
 }
-#define KWS_FE_WINDOW_DSP 1
+static inline int32_t smulwt(int32_t w, uint32_t x) {
+  int32_t r;
+  __asm__("smulwt %0, %1, %2" : "=r"(r) : "r"(w), "r"(x));
+  return r;
+}
+/* |v| of each int16 lane, -32768 staying 0x8000: SSUB16 0 - v sets GE where v <= 0, SEL picks. */
+static inline uint32_t abs16x2(uint32_t v) {
+  uint32_t n, r;
+  __asm__("ssub16 %1, %3, %2\n\tsel %0, %1, %2" : "=r"(r), "=&r"(n) : "r"(v), "r"(0) : "cc");
+  return r;
+}
+/* Bottom half of lo, bottom half of hi in the top half (PKHBT ..., LSL #16). */
+static inline uint32_t pack_lo_hi(int32_t lo, int32_t hi) {
+  uint32_t r;
+  __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(lo), "r"(hi));
+  return r;
+}
+#else
+static inline int32_t smulwb(int32_t w, uint32_t x) {
+  return (int32_t)(((int64_t)w * (int16_t)(uint16_t)(x & 0xFFFFu)) >> 16);
+}
+static inline int32_t smulwt(int32_t w, uint32_t x) {
+  return (int32_t)(((int64_t)w * (int16_t)(uint16_t)(x >> 16)) >> 16);
+}
+static inline uint32_t abs16_lane(uint32_t v) {
+  const int32_t x = (int16_t)(uint16_t)v;
+  return (uint32_t)(x <= 0 ? -x : x) & 0xFFFFu;
+}
+static inline uint32_t abs16x2(uint32_t v) { return abs16_lane(v & 0xFFFFu) | (abs16_lane(v >> 16) << 16); }
+static inline uint32_t pack_lo_hi(int32_t lo, int32_t hi) {
+  return ((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16);
+}
 #endif
 
-/* max |v| over the windowed samples, where v = -32768 counts as nothing: TF takes the abs in
- * int16, which wraps -32768 to itself, and then compares it as a negative number. */
-static int16_t max_abs_exact(const int16_t *v) {
-  int16_t max_abs = 0;
-  int i;
-  for (i = 0; i < KWS_FE_WINDOW_SIZE; ++i) {
-    int16_t a = v[i];
-    if (a < 0) a = (int16_t)-a;
-    if (a > max_abs) max_abs = a;
-  }
-  return max_abs;
+static inline uint32_t load32(const int16_t *p) {
+  uint32_t v;
+  KWS_MEMCPY(&v, p, 4); /* the caller's samples need not be word-aligned: LDR allows that */
+  return v;
 }
 
+/* ---- window.c + fft.cc: window the frame; returns the shift that scales it into the FFT's range ---- */
+/* Two samples per word: SMULWB/SMULWT by the Q16 window give TF's (x * w) >> 12 exactly (the
+ * product is exact in 48 bits and >> 16 floors it), PKHBT packs the two int16 results as TF's
+ * int16 stores truncate them. TF's max |v| takes the abs in int16, where -32768 stays negative
+ * and so never counts; only the bit length of the maximum matters (shift = 15 - msb), and the
+ * bit length of a maximum is that of the OR of all values. |v| per lane (SSUB16 + SEL) maps
+ * -32768 to 0x8000 and every other value below 0x8000, so the OR's bit 15 is -32768's alone and
+ * is masked off. */
 KWS_FE_STAGE static int apply_window(const int16_t *samples) {
-  int16_t max_abs = 0;
-  int i;
-#if defined(KWS_FE_WINDOW_DSP)
-  uint32_t vmax = 0, vmin = 0;
-  for (i = 0; i < KWS_FE_WINDOW_SIZE; i += 4) { /* two pairs per turn */
-    uint32_t x0, x1, w0, w1, v0, v1;
-    KWS_MEMCPY(&x0, samples + i, 4);
-    KWS_MEMCPY(&x1, samples + i + 2, 4);
-    KWS_MEMCPY(&w0, kws_fe_window + i, 4);
-    KWS_MEMCPY(&w1, kws_fe_window + i + 2, 4);
-    v0 = window2(x0, w0);
-    v1 = window2(x1, w1);
-    KWS_MEMCPY(s_fft_input.samples + i, &v0, 4);
-    KWS_MEMCPY(s_fft_input.samples + i + 2, &v1, 4);
-    max16x2(&vmax, v0);
-    min16x2(&vmin, v0);
-    max16x2(&vmax, v1);
-    min16x2(&vmin, v1);
-  }
-  {
-    const int32_t hi_max = (int16_t)(vmax >> 16), lo_max = (int16_t)(vmax & 0xFFFFu);
-    const int32_t hi_min = (int16_t)(vmin >> 16), lo_min = (int16_t)(vmin & 0xFFFFu);
-    if (hi_min == -32768 || lo_min == -32768) {
-      max_abs = max_abs_exact(s_fft_input.samples);
-    } else {
-      int32_t m = hi_max > lo_max ? hi_max : lo_max;
-      if (-hi_min > m) m = -hi_min;
-      if (-lo_min > m) m = -lo_min;
-      max_abs = (int16_t)m;
-    }
-  }
+  const int32_t *w = kws_fe_window_q16;
+  uint32_t *out = s_fft_input.words;
+  uint32_t *const end = out + KWS_FE_WINDOW_SIZE / 2;
+  uint32_t acc = 0;
+#if defined(KWS_FE_DSP)
+  /* The same four samples per step as the C below, in one asm block: LDM takes the four window
+   * words in one instruction (it needs ascending registers, hence the fixed ones), STRD and the
+   * loads post-increment their pointers. 16 instructions per four samples. */
+  register uint32_t w0 __asm__("r4");
+  register uint32_t w1 __asm__("r5");
+  register uint32_t w2 __asm__("r6");
+  register uint32_t w3 __asm__("r7");
+  uint32_t x0, x1, t0, t1;
+#define KWS_WINDOW_STEP                                                                      \
+  __asm__("ldm %[w]!, {%[w0], %[w1], %[w2], %[w3]}\n\t"                                     \
+          "ldr %[x1], [%[x], #4]\n\t"                                                       \
+          "ldr %[x0], [%[x]], #8\n\t"                                                       \
+          "smulwb %[t0], %[w0], %[x0]\n\t"                                                  \
+          "smulwt %[t1], %[w1], %[x0]\n\t"                                                  \
+          "pkhbt %[x0], %[t0], %[t1], lsl #16\n\t"                                          \
+          "smulwb %[t0], %[w2], %[x1]\n\t"                                                  \
+          "smulwt %[t1], %[w3], %[x1]\n\t"                                                  \
+          "pkhbt %[x1], %[t0], %[t1], lsl #16\n\t"                                          \
+          "strd %[x0], %[x1], [%[o]], #8\n\t"                                               \
+          "ssub16 %[t0], %[zero], %[x0]\n\t"                                                \
+          "sel %[t0], %[t0], %[x0]\n\t"                                                     \
+          "ssub16 %[t1], %[zero], %[x1]\n\t"                                                \
+          "sel %[t1], %[t1], %[x1]\n\t"                                                     \
+          "orr %[acc], %[acc], %[t0]\n\t"                                                   \
+          "orr %[acc], %[acc], %[t1]"                                                        \
+          : [w] "+r"(w), [x] "+r"(samples), [o] "+r"(out), [acc] "+r"(acc), [w0] "=r"(w0),   \
+            [w1] "=r"(w1), [w2] "=r"(w2), [w3] "=r"(w3), [x0] "=&r"(x0), [x1] "=&r"(x1),     \
+            [t0] "=&r"(t0), [t1] "=&r"(t1)                                                   \
+          : [zero] "r"(0)                                                                    \
+          : "cc", "memory")
+  do { /* eight samples per turn */
+    KWS_WINDOW_STEP;
+    KWS_WINDOW_STEP;
+  } while (out != end);
+#undef KWS_WINDOW_STEP
 #else
-  for (i = 0; i < KWS_FE_WINDOW_SIZE; ++i) {
-    s_fft_input.samples[i] = (int16_t)(((int32_t)samples[i] * kws_fe_window[i]) >> kFrontendWindowBits);
-  }
-  max_abs = max_abs_exact(s_fft_input.samples);
+  do { /* two words (four samples) per turn */
+    const uint32_t x0 = load32(samples), x1 = load32(samples + 2);
+    const uint32_t v0 = pack_lo_hi(smulwb(w[0], x0), smulwt(w[1], x0));
+    const uint32_t v1 = pack_lo_hi(smulwb(w[2], x1), smulwt(w[3], x1));
+    out[0] = v0;
+    out[1] = v1;
+    acc |= abs16x2(v0) | abs16x2(v1);
+    samples += 4;
+    w += 4;
+    out += 2;
+  } while (out != end);
 #endif
   /* samples[KWS_FE_WINDOW_SIZE ..] are the FFT's zero padding: static, never written */
-  return 15 - msb32((uint32_t)max_abs);
+  return 15 - msb32((acc | (acc >> 16)) & 0x7FFFu);
 }
+
+#if KWS_FE_WINDOW_SIZE % 8
+#error "apply_window() takes eight samples per turn"
+#endif
 
 /* The FFT (input shift fused in) and filterbank.c's squared magnitudes of the used bins. */
 KWS_FE_STAGE static void fft_energy(int shift) {
@@ -180,25 +224,87 @@ KWS_FE_STAGE static void fft_energy(int shift) {
 }
 
 /* ---- filterbank.c ---- */
-KWS_FE_STAGE static void filterbank_accumulate(void) {
-  uint64_t weight_accumulator = 0;
-  uint64_t unweight_accumulator = 0;
-  int i;
-  for (i = 0; i < KWS_FE_NUM_CHANNELS + 1; ++i) {
-    const int32_t *magnitudes = s_spectrum.energy + kws_fe_fb_channel_frequency_starts[i];
-    const int16_t *weights = kws_fe_fb_weights + kws_fe_fb_channel_weight_starts[i];
-    const int16_t *unweights = kws_fe_fb_unweights + kws_fe_fb_channel_weight_starts[i];
-    const int width = kws_fe_fb_channel_widths[i];
-    int j;
-    for (j = 0; j < width; ++j) {
-      weight_accumulator += (uint64_t)weights[j] * ((uint64_t)magnitudes[j]);
-      unweight_accumulator += (uint64_t)unweights[j] * ((uint64_t)magnitudes[j]);
-    }
-    s_work[i] = weight_accumulator;
-    weight_accumulator = unweight_accumulator;
-    unweight_accumulator = 0;
+/* TF's loop over the 4-aligned weight layout, unrolled by the generated term list: one
+ * multiply-accumulate per nonzero weight with the weight as an immediate, no index loads, no
+ * zero padding. The sums are the same uint64 sums, in another order of exact additions. */
+#if defined(KWS_FE_DSP)
+/* One LDR, MOVW and UMLAL per weight, in asm statements that keep their order (volatile; they read
+ * the energies, hence the memory clobber): left to itself
+ * GCC interleaves the 41 independent channel sums and spills most of them to the stack. Two
+ * 64-bit accumulators A and B take turns: A sums channel ch's weights while B sums its
+ * unweights (= channel ch+1's first part); at END(ch) A is stored and cleared and the roles swap. */
+#define KWS_FB_MAC2(bin, weight, unweight, WL, WH, UL, UH)                                          \
+  __asm__ volatile("ldr %[m], [%[e], %[off]]\n\t"                                                   \
+                   "movw %[t], %[w]\n\t"                                                            \
+                   "umlal %[wl], %[wh], %[m], %[t]\n\t"                                             \
+                   "movw %[t], %[u]\n\t"                                                            \
+                   "umlal %[ul], %[uh], %[m], %[t]"                                                 \
+                   : [wl] "+r"(WL), [wh] "+r"(WH), [ul] "+r"(UL), [uh] "+r"(UH), [m] "=&r"(m_),      \
+                     [t] "=&r"(t_)                                                                  \
+                   : [e] "r"(e), [off] "I"(4 * (bin)), [w] "i"(weight), [u] "i"(unweight)          \
+                   : "memory")
+#define KWS_FB_MAC1(bin, weight, AL, AH)                                                            \
+  __asm__ volatile("ldr %[m], [%[e], %[off]]\n\t"                                                   \
+                   "movw %[t], %[w]\n\t"                                                            \
+                   "umlal %[al], %[ah], %[m], %[t]"                                                 \
+                   : [al] "+r"(AL), [ah] "+r"(AH), [m] "=&r"(m_), [t] "=&r"(t_)                     \
+                   : [e] "r"(e), [off] "I"(4 * (bin)), [w] "i"(weight)                             \
+                   : "memory")
+#define KWS_FB_TERM_(bin, weight, unweight, WL, WH, UL, UH)                          \
+  if ((weight) != 0 && (unweight) != 0) {                                            \
+    KWS_FB_MAC2(bin, weight, unweight, WL, WH, UL, UH);                              \
+  } else if ((weight) != 0) {                                                        \
+    KWS_FB_MAC1(bin, (weight) + 0 * (unweight), WL, WH);                             \
+  } else {                                                                           \
+    KWS_FB_MAC1(bin, (unweight) + 0 * (weight), UL, UH);                             \
   }
+#define KWS_FB_TERM(channel, bin, weight, unweight)                   \
+  if ((channel) & 1) {                                                \
+    KWS_FB_TERM_(bin, weight, unweight, bl, bh, al, ah)               \
+  } else {                                                            \
+    KWS_FB_TERM_(bin, weight, unweight, al, ah, bl, bh)               \
+  }
+#define KWS_FB_END(channel)                                                               \
+  if ((channel) & 1) {                                                                    \
+    work32[2 * (channel)] = bl;                                                           \
+    work32[2 * (channel) + 1] = bh;                                                       \
+    bl = bh = 0;                                                                          \
+  } else {                                                                                \
+    work32[2 * (channel)] = al;                                                           \
+    work32[2 * (channel) + 1] = ah;                                                       \
+    al = ah = 0;                                                                          \
+  }
+KWS_FE_STAGE static void filterbank_accumulate(const int32_t *const e, uint64_t *const work) {
+  uint32_t *const work32 = (uint32_t *)work; /* little-endian: low word first */
+  uint32_t al = 0, ah = 0, bl = 0, bh = 0, m_, t_;
+  KWS_FE_FB_TERMS(KWS_FB_TERM, KWS_FB_END)
+  (void)m_;
+  (void)t_;
 }
+#undef KWS_FB_MAC2
+#undef KWS_FB_MAC1
+#undef KWS_FB_TERM_
+#else
+#define KWS_FB_TERM(channel, bin, weight, unweight)         \
+  {                                                         \
+    const uint32_t m_ = (uint32_t)e[bin];                   \
+    acc_w += (uint64_t)m_ * (uint32_t)(weight);             \
+    acc_u += (uint64_t)m_ * (uint32_t)(unweight);           \
+  }
+#define KWS_FB_END(channel) \
+  work[channel] = acc_w;    \
+  acc_w = acc_u;            \
+  acc_u = 0;
+KWS_FE_STAGE static void filterbank_accumulate(const int32_t *const e, uint64_t *const work) {
+  uint64_t acc_w = 0, acc_u = 0;
+  KWS_FE_FB_TERMS(KWS_FB_TERM, KWS_FB_END)
+  (void)acc_w;
+}
+#endif
+#undef KWS_FB_TERM
+#undef KWS_FB_END
+
+void kws_fe_filterbank(const int32_t *energy, uint64_t *work) { filterbank_accumulate(energy, work); }
 
 static uint16_t sqrt32(uint32_t num) {
   if (num == 0) return 0;
@@ -242,42 +348,42 @@ static uint32_t sqrt64(uint64_t num) {
 }
 
 #if defined(__ARM_FP) && (__ARM_FP & 4) && defined(__ARM_FEATURE_DSP) && !defined(KWS_FFT_PORTABLE)
-/* sqrt64() in ~30 instructions instead of one loop turn per result bit: the FPU's VSQRT gives a
- * first guess of floor(sqrt(num)) (good to a few units: the float keeps 24 bits), integer
- * multiplies then move it to the exact floor, and TF's rounding rule and caps follow. Integer
- * results only: the float never reaches the output, so the bits are sqrt64()'s (the QEMU test
- * checks the M4 build against the host, which runs sqrt64()). */
-static uint32_t sqrt64_fast(uint64_t num) {
+/* sqrt64() in ~20 instructions instead of one loop turn per result bit, for num < 2^48 (every
+ * filterbank sum: at most 32 bins of 2^31 times 2^12; larger ones take sqrt64()). The FPU's VSQRT
+ * of the float nearest num gives floor(sqrt(num)) to within a unit or two (24-bit mantissa);
+ * the remainder num - s^2, exact in 32-bit arithmetic because it is far below 2^31, moves s to
+ * the exact floor, and TF's rounding rule follows: up when the remainder exceeds s, except at
+ * sqrt32's cap 0xFFFF (s = 0xFFFF implies num < 2^32; sqrt64's cap cannot be reached below
+ * 2^48). Integer results only: the float never reaches the output. */
+static inline uint32_t sqrt64_fast(uint64_t num) {
   const uint32_t hi = (uint32_t)(num >> 32), lo = (uint32_t)num;
-  union {
-    float f;
-    uint32_t u;
-  } x;
+  float f;
   uint32_t s;
-  (void)sqrt64; /* the reference (host and portable builds) */
-  if (num == 0) return 0;
-  if (hi == 0) {
-    x.f = (float)lo;
-  } else {
-    const int k = __builtin_clz(hi);
-    x.f = (float)(k ? (hi << k) | (lo >> (32 - k)) : hi);
-    x.u += (uint32_t)(32 - k) << 23; /* times 2^(32-k): exponent field */
+  int32_t r;
+  if (hi >= 0x10000u) return sqrt64(num);
+  f = (float)lo;
+  /* f += hi * 2^32 in one fused multiply-add (C99 mode keeps GCC from contracting it itself) */
+  __asm__("vfma.f32 %0, %1, %2" : "+t"(f) : "t"((float)hi), "t"(4294967296.0f));
+  __asm__("vsqrt.f32 %0, %1" : "=t"(f) : "t"(f));
+  s = (uint32_t)f;
+  r = (int32_t)(lo - s * s); /* num - s*s modulo 2^32, and |num - s*s| < 2^31 */
+  while (r < 0) {
+    --s;
+    r += (int32_t)(2 * s + 1);
   }
-  __asm__("vsqrt.f32 %0, %1" : "=t"(x.f) : "t"(x.f));
-  s = (uint32_t)x.f;
-  while ((uint64_t)s * s > num) --s;
-  while (s != 0xFFFFFFFFu && (uint64_t)(s + 1) * (s + 1) <= num) ++s;
-  {
-    const uint64_t rem = num - (uint64_t)s * s;
-    const uint32_t cap = hi == 0 ? 0xFFFFu : 0xFFFFFFFFu; /* sqrt32's and sqrt64's limits */
-    if (rem > s && s != cap) ++s;
+  while (r > (int32_t)(2 * s)) {
+    ++s;
+    r -= (int32_t)(2 * s - 1);
   }
+  if (r > (int32_t)s && s != 0xFFFFu) ++s;
   return s;
 }
 #define KWS_SQRT64 sqrt64_fast
 #else
 #define KWS_SQRT64 sqrt64
 #endif
+
+uint32_t kws_fe_sqrt64(uint64_t num) { return KWS_SQRT64(num); }
 
 KWS_FE_STAGE static void filterbank_sqrt(int scale_down_shift) {
   int i;
@@ -314,75 +420,64 @@ KWS_FE_STAGE static void noise_reduction(void) {
 }
 
 /* ---- pcan_gain_control.c ---- */
-static int16_t wide_dynamic_function(const uint32_t x, const int16_t *lut) {
-  if (x <= 2) return lut[x];
-  const int16_t interval = (int16_t)msb32(x);
-  lut += 4 * interval - 6;
-  const int16_t frac =
-      (int16_t)(((interval < 11) ? (x << (11 - interval)) : (x >> (interval - 11))) & 0x3FF);
-  int32_t result = ((int32_t)lut[2] * frac) >> 5;
-  result += (int32_t)((uint32_t)lut[1] << 5);
-  result *= frac;
-  result = (result + (1 << 14)) >> 15;
-  result += lut[0];
-  return (int16_t)result;
-}
-
-static uint32_t pcan_shrink(const uint32_t x) {
-  if (x < (2 << kPcanSnrBits)) {
-    return (x * x) >> (2 + 2 * kPcanSnrBits - kPcanOutputBits);
+/* TF's WideDynamicFunction. The 10 bits below x's leading one are TF's frac whether TF shifts x
+ * left or right to get them, so one normalising shift (x << clz(x)) replaces the two branches. */
+static inline int32_t pcan_gain(const uint32_t x) {
+  if (x <= 2) return kws_fe_pcan_gain_lut[x];
+  {
+    const int z = __builtin_clz(x); /* msb32(x) = 32 - z */
+    const int16_t *lut = kws_fe_pcan_gain_lut + (4 * 32 - 6) - 4 * z; /* TF: + 4 * msb - 6 */
+    const int32_t frac = (int32_t)(((x << z) >> 21) & 0x3FF);
+    int32_t result = ((int32_t)lut[2] * frac) >> 5;
+    result += (int32_t)((uint32_t)lut[1] << 5);
+    result *= frac;
+    result = (result + (1 << 14)) >> 15;
+    result += lut[0];
+    return (int16_t)result;
   }
-  return (x >> (kPcanSnrBits - kPcanOutputBits)) - (1 << kPcanOutputBits);
 }
 
 KWS_FE_STAGE static void pcan_gain_control(void) {
   int i;
   for (i = 0; i < KWS_FE_NUM_CHANNELS; ++i) {
     /* int16 gain widened to uint32 as in TF (the LUT values are positive). */
-    const uint32_t gain = (uint32_t)wide_dynamic_function(s_noise_estimate[i], kws_fe_pcan_gain_lut);
+    const uint32_t gain = (uint32_t)pcan_gain(s_noise_estimate[i]);
     const uint32_t snr = (uint32_t)(((uint64_t)s_signal[i] * gain) >> KWS_FE_PCAN_SNR_SHIFT);
-    s_signal[i] = pcan_shrink(snr);
+    s_signal[i] = snr < (2 << kPcanSnrBits) ? (snr * snr) >> (2 + 2 * kPcanSnrBits - kPcanOutputBits)
+                                            : (snr >> (kPcanSnrBits - kPcanOutputBits)) - (1 << kPcanOutputBits);
   }
 }
 
 /* ---- log_scale.c ---- */
-static uint32_t log2_fraction_part(const uint32_t x, const uint32_t log2x) {
-  int32_t frac = (int32_t)(x - (1LL << log2x));
-  if (log2x < KWS_FE_LOG_SCALE_LOG2) {
-    frac <<= KWS_FE_LOG_SCALE_LOG2 - log2x;
-  } else {
-    frac >>= log2x - KWS_FE_LOG_SCALE_LOG2;
-  }
-  const uint32_t base_seg = (uint32_t)(frac >> (KWS_FE_LOG_SCALE_LOG2 - KWS_FE_LOG_SEGMENTS_LOG2));
-  const uint32_t seg_unit = (((uint32_t)1) << KWS_FE_LOG_SCALE_LOG2) >> KWS_FE_LOG_SEGMENTS_LOG2;
-  const int32_t c0 = kws_fe_log_lut[base_seg];
-  const int32_t c1 = kws_fe_log_lut[base_seg + 1];
-  const int32_t seg_base = (int32_t)(seg_unit * base_seg);
-  const int32_t rel_pos = ((c1 - c0) * (frac - seg_base)) >> KWS_FE_LOG_SCALE_LOG2;
-  return (uint32_t)(frac + c0 + rel_pos);
+/* TF's Log(): log2 in Q16 from the leading-one position and a 128-segment correction LUT, then
+ * times ln 2. Here the 16 bits below the leading one come from one normalising shift (TF shifts
+ * left or right by the position), and ln2 * log2 splits into ln2 * integer part + ln2 * fraction
+ * so that every product fits 32 bits: (C * ((L << 16) + f) + 2^15) >> 16 = C * L + ((C * f +
+ * 2^15) >> 16) because C * L << 16 is a multiple of 2^16. The result is below 2^11 for every
+ * uint32 input, so TF's clamp to 65535 never acts. */
+static inline uint32_t log_value(const uint32_t value) {
+  const int z = __builtin_clz(value);
+  const uint32_t integer = (uint32_t)(31 - z);
+  const uint32_t frac = (value << z) >> 15 & 0xFFFFu;
+  const uint32_t seg = frac >> (KWS_FE_LOG_SCALE_LOG2 - KWS_FE_LOG_SEGMENTS_LOG2);
+  const int32_t pos = (int32_t)(frac & ((1u << (KWS_FE_LOG_SCALE_LOG2 - KWS_FE_LOG_SEGMENTS_LOG2)) - 1));
+  const int32_t c0 = kws_fe_log_lut[seg];
+  const int32_t c1 = kws_fe_log_lut[seg + 1];
+  const uint32_t fraction = (uint32_t)((int32_t)frac + c0 + (((c1 - c0) * pos) >> KWS_FE_LOG_SCALE_LOG2));
+  const uint32_t loge = KWS_FE_LOG_COEFF * integer +
+                        ((KWS_FE_LOG_COEFF * fraction + KWS_FE_LOG_SCALE / 2) >> KWS_FE_LOG_SCALE_LOG2);
+  return ((loge << KWS_FE_LOG_SCALE_SHIFT) + KWS_FE_LOG_SCALE / 2) >> KWS_FE_LOG_SCALE_LOG2;
 }
 
-static uint32_t log_scaled(const uint32_t x, const uint32_t scale_shift) {
-  const uint32_t integer = (uint32_t)msb32(x) - 1;
-  const uint32_t fraction = log2_fraction_part(x, integer);
-  const uint32_t log2 = (integer << KWS_FE_LOG_SCALE_LOG2) + fraction;
-  const uint32_t round = KWS_FE_LOG_SCALE / 2;
-  const uint32_t loge =
-      (uint32_t)((((uint64_t)KWS_FE_LOG_COEFF) * log2 + round) >> KWS_FE_LOG_SCALE_LOG2);
-  return ((loge << scale_shift) + round) >> KWS_FE_LOG_SCALE_LOG2;
-}
+#if KWS_FE_LOG_CORRECTION_BITS < 0 || KWS_FE_LOG_SCALE_SHIFT > 15
+#error "log_scale() assumes a left correction shift and a result below 2^16"
+#endif
 
 KWS_FE_STAGE static void log_scale(uint16_t *out) {
   int i;
   for (i = 0; i < KWS_FE_NUM_CHANNELS; ++i) {
-    uint32_t value = s_signal[i];
-#if KWS_FE_LOG_CORRECTION_BITS < 0
-    value >>= -KWS_FE_LOG_CORRECTION_BITS;
-#else
-    value <<= KWS_FE_LOG_CORRECTION_BITS;
-#endif
-    value = value > 1 ? log_scaled(value, KWS_FE_LOG_SCALE_SHIFT) : 0;
-    out[i] = (uint16_t)(value < kUint16Max ? value : kUint16Max);
+    const uint32_t value = s_signal[i] << KWS_FE_LOG_CORRECTION_BITS;
+    out[i] = (uint16_t)(value > 1 ? log_value(value) : 0);
   }
 }
 
@@ -390,19 +485,27 @@ KWS_FE_STAGE static void log_scale(uint16_t *out) {
 void kws_frontend_frame(const int16_t *window, uint16_t *values) {
   const int shift = apply_window(window);
   fft_energy(shift);
-  filterbank_accumulate();
+  filterbank_accumulate(s_spectrum.energy, s_work);
   filterbank_sqrt(shift);
   noise_reduction();
   pcan_gain_control();
   log_scale(values);
 }
 
-int8_t kws_frontend_quantize(uint16_t value) {
-  int32_t q = (((int32_t)value * 256) + 333) / 666 - 128;
-  if (q < -128) q = -128;
-  if (q > 127) q = 127;
-  return (int8_t)q;
+/* ((v * 256) + 333) / 666 - 128 clamped to int8, as one multiply-add and a saturating shift:
+ * (v * 25191 + 32768) >> 16 equals the division for every uint16 v below the clamp (and stays at
+ * or above it beyond; the host test checks all 65536 values), and SSAT does the clamp. */
+static inline int8_t quantize(uint32_t value) {
+  const int32_t t = (int32_t)(value * 25191u + 32768u - (128u << 16));
+#if defined(__ARM_FEATURE_SAT) && !defined(KWS_FFT_PORTABLE)
+  return (int8_t)__ssat(t >> 16, 8);
+#else
+  const int32_t q = t >> 16;
+  return (int8_t)(q < -128 ? -128 : q > 127 ? 127 : q);
+#endif
 }
+
+int8_t kws_frontend_quantize(uint16_t value) { return quantize(value); }
 
 static int check(const void *audio, int n_samples, const void *out) {
   if (audio == NULL || out == NULL) return KWS_FRONTEND_ERR_NULL;
@@ -430,7 +533,7 @@ int kws_frontend_compute(const int16_t *audio, int n_samples, int8_t *features) 
   for (f = 0; f < KWS_FRONTEND_FRAMES; ++f) {
     kws_frontend_frame(audio + f * KWS_FRONTEND_STEP, frame);
     for (c = 0; c < KWS_FRONTEND_CHANNELS; ++c) {
-      features[f * KWS_FRONTEND_CHANNELS + c] = kws_frontend_quantize(frame[c]);
+      features[f * KWS_FRONTEND_CHANNELS + c] = quantize(frame[c]);
     }
   }
   return KWS_FRONTEND_OK;

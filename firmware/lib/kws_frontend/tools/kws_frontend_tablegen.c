@@ -291,6 +291,8 @@ int main(int argc, char **argv) {
   fprintf(h, "#define KWS_FE_LOG_SCALE_SHIFT %d\n", LOG_SCALE_SHIFT);
   fprintf(h, "#define KWS_FE_LOG_CORRECTION_BITS %d\n\n", correction_bits);
   fprintf(h, "extern const int16_t kws_fe_window[KWS_FE_WINDOW_SIZE];\n");
+  fprintf(h, "/* The same window in Q16 (times 16), one word per sample: SMULWB/SMULWT by it is x * w >> 12. */\n");
+  fprintf(h, "extern const int32_t kws_fe_window_q16[KWS_FE_WINDOW_SIZE];\n");
   fprintf(h, "/* Packed complex: real part in bits 0..15, imaginary in 16..31 (two int16). */\n");
   fprintf(h, "extern const uint32_t kws_fe_twiddles[KWS_FE_FFT_SIZE / 2];\n");
   fprintf(h, "extern const kws_cpx_t kws_fe_super_twiddles[KWS_FE_FFT_SIZE / 4];\n");
@@ -300,6 +302,26 @@ int main(int argc, char **argv) {
   fprintf(h, "extern const int16_t kws_fe_fb_weights[KWS_FE_FB_NUM_WEIGHTS];\n");
   fprintf(h, "extern const int16_t kws_fe_fb_unweights[KWS_FE_FB_NUM_WEIGHTS];\n");
   fprintf(h, "extern const int16_t kws_fe_pcan_gain_lut[KWS_FE_PCAN_LUT_SIZE];\n\n");
+  {
+    /* The same filterbank as an X-macro list, for code that unrolls it: TERM(bin, weight,
+     * unweight) for every bin whose weight or unweight is nonzero (the zero padding that TF's
+     * 4-aligned layout adds contributes nothing), END(channel) after each channel's terms. */
+    int chan, j;
+    fprintf(h, "/* The filterbank's nonzero terms in TF's accumulation order: TERM(channel, bin, weight,\n"
+               " * unweight) per bin, END(channel) when channel's weighted sum is complete (its unweighted sum\n"
+               " * then starts the next channel's). */\n");
+    fprintf(h, "#define KWS_FE_FB_TERMS(TERM, END)");
+    for (chan = 0; chan < NUM_CHANNELS + 1; ++chan) {
+      for (j = 0; j < fb_chan_widths[chan]; ++j) {
+        const int k = fb_chan_weight_starts[chan] + j;
+        if (fb_weights[k] == 0 && fb_unweights[k] == 0) continue;
+        fprintf(h, " \\\n  TERM(%d, %d, %d, %d)", chan, fb_chan_freq_starts[chan] + j, fb_weights[k],
+                fb_unweights[k]);
+      }
+      fprintf(h, " END(%d)", chan);
+    }
+    fprintf(h, "\n\n");
+  }
   fprintf(h, "#endif /* KWS_FRONTEND_TABLES_H_ */\n");
   fclose(h);
 
@@ -312,6 +334,13 @@ int main(int argc, char **argv) {
   fprintf(c, "%s\n#include \"kws_frontend_tables.h\"\n\n", kLicense);
   fprintf(c, "/* Hann window, Q%d. */\n", kFrontendWindowBits);
   put_i16(c, "const int16_t kws_fe_window[KWS_FE_WINDOW_SIZE]", window_coefs, window_size);
+  {
+    int i;
+    fprintf(c, "/* Hann window, Q16 (the Q%d values times 16). */\n", kFrontendWindowBits);
+    fprintf(c, "const int32_t kws_fe_window_q16[KWS_FE_WINDOW_SIZE] = {");
+    for (i = 0; i < window_size; ++i) fprintf(c, "%s%d", sep(i, 12), window_coefs[i] * (1 << (16 - kFrontendWindowBits)));
+    fprintf(c, "};\n\n");
+  }
   {
     int i;
     const int n = fft_size / 2;
