@@ -163,7 +163,7 @@ def test_concurrent_default_dataset_generates_once(tmp_path, monkeypatch):
     monkeypatch.setenv("KWS_CACHE_DIR", str(tmp_path))
     calls = []
 
-    def fake_generate(out, size, seed, progress):
+    def fake_generate(out, size, seed, progress, hard_negatives=True):
         calls.append(out)
         time.sleep(0.3)
         (out / "synth.json").write_text("{}")
@@ -179,3 +179,16 @@ def test_concurrent_default_dataset_generates_once(tmp_path, monkeypatch):
         t.join()
     assert len(calls) == 1 and len(set(results)) == 1 and (results[0] / "synth.json").is_file()
     assert not [p for p in results[0].parent.iterdir() if p.name.startswith(".synth-small") and p.is_dir()]
+
+
+def test_hard_negatives_are_unknown_words_and_never_confusers(small_splits):
+    """The extra sound-alikes are new unknown words: not Speech Commands words, not confusers."""
+    hard = set(synth.HARD_NEGATIVE_WORDS)
+    assert hard and not hard & set(synth.CONFUSER_WORDS) and not hard & set(synth.SPEECH_COMMANDS_WORDS)
+    with_hn = {j.word for j in synth.plan("small", 0)}
+    without = {j.word for j in synth.plan("small", 0, hard_negatives=False)}
+    assert hard <= with_hn and not hard & without
+    assert with_hn - hard == without
+    words = {s.word for name in dataset.SPLITS for s in small_splits.split(name) if s.label == "unknown"}
+    assert words & hard  # the default set has them, labelled unknown
+    assert not {s.word for s in small_splits.confusers} & hard
