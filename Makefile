@@ -6,7 +6,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts festvox-czech-dita festvox-czech-krb festvox-czech-machac festvox-suopuhe-lj festvox-suopuhe-mv make chromium chromium-driver
+APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts make chromium chromium-driver
 PYTEST_ARGS ?=
 
 export PLATFORMIO_CORE_DIR := $(CURDIR)/.cache/platformio

@@ -194,32 +194,6 @@ def test_hard_negatives_are_unknown_words_and_never_confusers(small_splits):
     assert not {s.word for s in small_splits.confusers} & hard
 
 
-def test_failed_festival_batch_is_spoken_again_in_halves(tmp_path, monkeypatch):
-    """A festival process that aborts (czech_machac's heap breaks in long batches) costs no clips:
-    the batch is spoken again in halves. (The Czech voices' prosody carries over from the previous
-    utterance in a process, so the clips match one process's in length, not sample for sample.)"""
-    spk = synth.Speaker("festival", "czech_machac", "", 0.0, 1.0)
-    batch = [(i, synth.Job(w, f"{w}/x.wav", spk, i)) for i, w in enumerate(("yes", "no", "seven"))]
-    (tmp_path / "one" / "fest").mkdir(parents=True)
-    synth._festival_batch((batch, str(tmp_path / "one")))
-    real = synth._run_festival
-
-    def flaky(voice, body, tmp):
-        if sum("kws_say" in line for line in body) > 1:
-            raise synth.HarnessError("festival (czech_machac) failed: malloc(): corrupted top size")
-        real(voice, body, tmp)
-
-    monkeypatch.setattr(synth, "_run_festival", flaky)
-    (tmp_path / "split" / "fest").mkdir(parents=True)
-    assert synth._festival_batch((batch, str(tmp_path / "split"))) == 3
-    for i, _ in batch:
-        a, b = (sf.read(synth._festival_path(str(tmp_path / d), i))[0] for d in ("one", "split"))
-        assert a.size > 1000 and abs(a.size - b.size) < 0.2 * a.size
-    monkeypatch.setattr(synth, "_run_festival", lambda *a: (_ for _ in ()).throw(synth.HarnessError("festival broke")))
-    with pytest.raises(synth.HarnessError, match="festival broke"):
-        synth._festival_batch((batch[:1], str(tmp_path / "split")))
-
-
 @pytest.mark.parametrize("engine,voice", [("flite", "kal16"), ("festival", "kal_diphone")])
 def test_british_speakers_say_no_differently(engine, voice, tmp_path):
     """accent "gb" changes "no" (/ax uh/ for /ow/) and leaves a word without /ow/ as it was."""
