@@ -53,9 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--size", choices=("small", "paper"), default="small", help="data set size (default: small)")
     s.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
     s.add_argument("--processes", type=int, default=2, help="worker processes (default: 2)")
-    s.add_argument("--no-hard-negatives", dest="hard_negatives", action="store_false",
-                   help="keep the unknown words to the 33 Speech Commands words (default: also 20 sound-alikes "
-                   "of yes/no such as yesterday, mess, snow, notice; never the confuser words)")
+    s.add_argument("--hard-negatives", action="store_true",
+                   help="also speak 20 sound-alikes of yes/no (yesterday, mess, snow, notice, ...; never a "
+                   "confuser word) as extra unknown words (default: the 33 Speech Commands words only)")
     s.add_argument("--json", action="store_true", help="print the resulting split counts as JSON")
     s.set_defaults(func=_synth)
 
