@@ -192,43 +192,6 @@ def test_hard_negatives_are_unknown_words_and_never_confusers():
     assert with_hn - hard == without
 
 
-@pytest.mark.parametrize("engine,voice", [("flite", "kal16"), ("festival", "kal_diphone")])
-def test_british_speakers_say_no_differently(engine, voice, tmp_path):
-    """accent "gb" changes "no" (/ax uh/ for /ow/) and leaves a word without /ow/ as it was."""
-    said = {}
-    for accent in ("", "gb"):
-        spk = synth.Speaker(engine, voice, "", 105.0, 1.0, accent=accent)
-        said[accent] = {w: synth._tts(w, spk, np.random.default_rng(0), str(tmp_path))[0] for w in ("no", "yes")}
-    assert np.abs(said["gb"]["no"]).max() > 0.05
-    assert said["gb"]["no"].shape != said[""]["no"].shape or not np.allclose(said["gb"]["no"], said[""]["no"])
-    assert np.array_equal(said["gb"]["yes"], said[""]["yes"])
-
-
-def test_festival_lexicon_switches_accent_per_word():
-    """In one festival process, British and American speakers alternate: each word gets its own entry."""
-    import subprocess
-
-    gb = synth.Speaker("festival", "kal_diphone", "", 105.0, 1.0, accent="gb")
-    us = synth.Speaker("festival", "kal_diphone", "", 105.0, 1.0)
-    body = []
-    for word, spk in (("no", gb), ("no", us), ("follow", gb), ("follow", us)):
-        body += [line for line in synth._festival_lines(word, spk, 105.0, 1.0, "-") if "kws_say" not in line]
-        body.append(f'(print (list "{word}" (lex.lookup "{word}" nil)))')
-    script = "\n".join(["(voice_kal_diphone)", synth._FESTIVAL_PRELUDE, *body]) + "\n"
-    out = subprocess.run(["festival", "-b", "/dev/stdin"], input=script, capture_output=True, text=True).stdout
-    lines = [line for line in out.splitlines() if line.startswith('("')]
-    assert len(lines) == 4, out
-    assert "ax uh" in lines[0] and "(n ow)" in lines[1] and "ax uh" in lines[2] and "(l ow)" in lines[3]
-
-
-def test_accents_go_to_flite_and_english_festival_speakers_only():
-    speakers = {j.speaker for j in synth.plan("small", 0)}
-    gb = [s for s in speakers if s.accent == "gb"]
-    assert gb and {s.engine for s in gb} == {"flite", "festival"}
-    assert all(s.voice in synth.FESTIVAL_ENGLISH for s in gb if s.engine == "festival")
-    assert any(s.accent == "" and s.engine == "flite" for s in speakers)
-
-
 def test_synth_command_writes_hard_negatives_as_unknown(tmp_path):
     """``data synth --hard-negatives``: the extra words are folders the loader labels unknown."""
     import subprocess

@@ -11,10 +11,9 @@ Why three engines and the vocal-tract warp: a model trained on two engines' stoc
 factor (formants and pitch move together, as between a child's and an adult's vocal tract) and
 reverberating it in a per-speaker room make voices differ in ways no single engine's voice list
 does; ``python -m harness data crossval`` measures the result by leaving one engine out.
-Half of the flite and English festival speakers say /ow/ words the British way (/@U/), as most of
-espeak-ng's accents do. Optional hard-negative words (yesterday, mess, snow, notice, ...) widen the
+Optional hard-negative words (yesterday, mess, snow, notice, ...) widen the
 unknown class beyond Speech Commands' words.
-``synth.json`` lists every speaker (engine, voice, variant, pitch, speed, warp, room, accent); a clip's
+``synth.json`` lists every speaker (engine, voice, variant, pitch, speed, warp, room); a clip's
 speaker is the part of its file name before ``_nohash_``.
 Speaker ids go in the file name before ``_nohash_`` so TF's hash rule keeps speakers disjoint
 across splits. Confuser words (sound-alikes of yes/no) go to ``_confusers_/<word>/`` where the
@@ -67,23 +66,14 @@ ESPEAK_ACCENTS = ("en-gb", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x
 FLITE_VOICES = {"kal": 105.0, "kal16": 105.0, "awb": 110.0, "rms": 100.0, "slt": 170.0}  # f0 mean, Hz
 # Debian's festival voices (festvox-kallpc16k, festvox-kdlpc16k, festvox-us-slt-hts): f0 mean, Hz;
 # None: the HTS voice ignores festival's intonation targets (its pitch moves with the warp only).
-# Tried and not kept: Debian's Czech and Finnish voices reading the English words (accented
-# speakers): leave-one-engine-out fell from 0.842 to 0.804, festival's "no" most.
+# Tried and not kept (leave-one-engine-out, README "Cross-engine findings"): Debian's Czech and
+# Finnish voices reading the English words (accented speakers): 0.842 -> 0.804; a British /@U/ for
+# /ow/ in half of the flite and English festival speakers (espeak-ng's British "no" was taken for
+# unknown): 0.822, no gain (flite's "yes", which it does not touch, moved by 0.10 between the two
+# draws, so differences this size are noise).
 FESTIVAL_VOICES = {"kal_diphone": 105.0, "ked_diphone": 105.0, "cmu_us_slt_arctic_hts": None}
 APT_HINT = "apt-get install espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts"
 
-# British /@U/ for American /ow/ (no, go, follow, ...): espeak-ng's British accents say "no" as
-# [n@U], which no flite or festival voice did, and a model trained without espeak-ng took 91-98 % of
-# those "no"s for unknown. A share of the flite and English festival speakers ("accent": "gb") say
-# these words the British way: flite through a lexicon addendum, festival through its lexicon.
-GB_FLITE_LEX = {
-    "no": "n ax0 uh1", "know": "n ax0 uh1", "go": "g ax0 uh1", "toe": "t ax0 uh1", "show": "sh ax0 uh1",
-    "snow": "s n ax0 uh1", "slow": "s l ax0 uh1", "though": "dh ax0 uh1", "nose": "n ax0 uh1 z",
-    "note": "n ax0 uh1 t", "follow": "f aa1 l ax0 uh0", "zero": "z ih1 r ax0 uh0",
-    "yellow": "y eh1 l ax0 uh0", "elbow": "eh1 l b ax0 uh1", "notice": "n ax0 uh1 t ax0 s",
-    "noble": "n ax0 uh1 b ax0 l",
-}
-FESTIVAL_ENGLISH = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
 # Everything that changes the generated set; hashed into the cache key with this file's source.
 SETTINGS = {
     "sizes": {
@@ -104,7 +94,6 @@ SETTINGS = {
     "flite_stretch": [0.75, 1.4],
     "festival_f0_scale": [0.7, 1.6],
     "festival_stretch": [0.75, 1.4],
-    "gb_probability": 0.5,  # share of flite / English festival speakers with the British /@U/
     # per-speaker vocal-tract length: speech is resampled by this factor (1.2: formants and pitch
     # 20 % up); the engine's speed is divided by it so words keep their length
     "warp": [0.84, 1.22],
@@ -141,17 +130,16 @@ class Speaker:
     warp: float = 1.0  # vocal-tract length factor (resampling)
     rt60: float = 0.0  # room reverberation time, s (0: no room)
     drr: float = 0.0  # direct-to-reverberant ratio, dB
-    accent: str = ""  # "gb": British /@U/ in no, go, ... (flite and English festival voices)
 
     @property
     def id(self) -> str:
         key = (f"{self.engine}|{self.voice}|{self.variant}|{self.pitch:.1f}|{self.speed:.3f}"
-               f"|{self.warp:.3f}|{self.rt60:.2f}|{self.drr:.1f}" + (f"|{self.accent}" if self.accent else ""))
+               f"|{self.warp:.3f}|{self.rt60:.2f}|{self.drr:.1f}")
         return hashlib.sha1(key.encode()).hexdigest()[:8]
 
     def to_dict(self) -> dict:
         return {"engine": self.engine, "voice": self.voice, "variant": self.variant, "pitch": self.pitch,
-                "speed": self.speed, "warp": self.warp, "rt60": self.rt60, "drr": self.drr, "accent": self.accent}
+                "speed": self.speed, "warp": self.warp, "rt60": self.rt60, "drr": self.drr}
 
 
 def _festival_voice_dirs() -> list[Path]:
@@ -201,15 +189,13 @@ def make_speakers(quota: dict[str, int], rng: np.random.Generator, variants: lis
             voice = str(rng.choice(list(FLITE_VOICES)))
             f0 = FLITE_VOICES[voice] * rng.uniform(*s["flite_f0_scale"]) / warp
             stretch = rng.uniform(*s["flite_stretch"]) * warp
-            accent = "gb" if rng.random() < s["gb_probability"] else ""
-            spk = Speaker("flite", voice, "", round(f0, 1), round(float(stretch), 3), warp, *room, accent)
+            spk = Speaker("flite", voice, "", round(f0, 1), round(float(stretch), 3), warp, *room)
         elif engine == "festival":
             voice = str(rng.choice(list(FESTIVAL_VOICES)))
             base = FESTIVAL_VOICES[voice]
             f0 = 0.0 if base is None else round(base * rng.uniform(*s["festival_f0_scale"]) / warp, 1)
             stretch = rng.uniform(*s["festival_stretch"]) * warp
-            accent = "gb" if voice in FESTIVAL_ENGLISH and rng.random() < s["gb_probability"] else ""
-            spk = Speaker("festival", voice, "", f0, round(float(stretch), 3), warp, *room, accent)
+            spk = Speaker("festival", voice, "", f0, round(float(stretch), 3), warp, *room)
         else:
             speed = int(rng.integers(*s["espeak_speed"]) / warp)
             spk = Speaker("espeak-ng", str(rng.choice(ESPEAK_ACCENTS)), str(rng.choice(variants)),
@@ -245,24 +231,13 @@ def _festival_lines(word: str, spk: Speaker, pitch: float, speed: float, path: s
     if spk.pitch > 0:
         lines.append(f"(set! int_lr_params '((target_f0_mean {pitch:.1f}) (target_f0_std {pitch * 0.14:.1f}) "
                      "(model_f0_mean 170) (model_f0_std 34)))")
-    if spk.voice in FESTIVAL_ENGLISH:
-        lines.append(f'(kws_pron "{word}" {"t" if spk.accent == "gb" else "nil"})')
     lines.append(f'(kws_say "{word}" "{path}")')
     return lines
 
 
 # ``Utterance`` does not evaluate its arguments (``(Utterance Text w)`` would say "w"): build the call.
-# ``kws_pron``: put the word's American (nil) or British (t: /ow/ -> /ax uh/) entry in the lexicon.
-_FESTIVAL_PRELUDE = "\n".join([
-    "(define (kws_say w f) (let ((u (eval (list 'Utterance 'Text w)))) (utt.synth u) (utt.save.wave u f 'riff)))",
-    "(define kws_us nil)",
-    "(define (kws_entry w) (let ((hit (assoc_string w kws_us))) (if hit (cadr hit) "
-    "(let ((e (lex.lookup w nil))) (set! kws_us (cons (list w e) kws_us)) e))))",
-    "(define (kws_gb_phone p) (if (string-equal p \"ow\") (list 'ax 'uh) (list p)))",
-    "(define (kws_gb_syl syl) (list (apply append (mapcar kws_gb_phone (car syl))) (cadr syl)))",
-    "(define (kws_pron w gb) (let ((e (kws_entry w))) "
-    "(lex.add.entry (if gb (list (car e) (cadr e) (mapcar kws_gb_syl (car (cddr e)))) e))))",
-])
+_FESTIVAL_PRELUDE = ("(define (kws_say w f) (let ((u (eval (list 'Utterance 'Text w)))) "
+                     "(utt.synth u) (utt.save.wave u f 'riff)))")
 
 
 def _run_festival(voice: str, body: list[str], tmp: str) -> None:
@@ -294,11 +269,6 @@ def _tts(word: str, spk: Speaker, rng: np.random.Generator, tmp: str, ready: str
         else:
             cmd = ["flite", "-voice", spk.voice, "--setf", f"int_f0_target_mean={pitch:.1f}",
                    "--setf", f"duration_stretch={speed:.3f}", "-t", word, "-o", path]
-            if spk.accent == "gb":
-                lex = os.path.join(tmp, "gb.lex")
-                if not os.path.exists(lex):
-                    Path(lex).write_text("".join(f"{w} : {p}\n" for w, p in GB_FLITE_LEX.items()))
-                cmd[1:1] = ["-add_lex", lex]
         proc = subprocess.run(cmd, capture_output=True, check=False)
         if proc.returncode != 0:
             raise HarnessError(f"{spk.engine} failed on {word!r}: {proc.stderr.decode(errors='replace').strip()[:200]}")
