@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -163,7 +164,7 @@ def test_concurrent_default_dataset_generates_once(tmp_path, monkeypatch):
     monkeypatch.setenv("KWS_CACHE_DIR", str(tmp_path))
     calls = []
 
-    def fake_generate(out, size, seed, progress):
+    def fake_generate(out, size, seed, progress, hard_negatives=False):
         calls.append(out)
         time.sleep(0.3)
         (out / "synth.json").write_text("{}")
@@ -179,3 +180,30 @@ def test_concurrent_default_dataset_generates_once(tmp_path, monkeypatch):
         t.join()
     assert len(calls) == 1 and len(set(results)) == 1 and (results[0] / "synth.json").is_file()
     assert not [p for p in results[0].parent.iterdir() if p.name.startswith(".synth-small") and p.is_dir()]
+
+
+def test_hard_negatives_are_unknown_words_and_never_confusers():
+    """The optional sound-alikes are new unknown words: not Speech Commands words, not confusers."""
+    hard = set(synth.HARD_NEGATIVE_WORDS)
+    assert hard and not hard & set(synth.CONFUSER_WORDS) and not hard & set(synth.SPEECH_COMMANDS_WORDS)
+    with_hn = {j.word for j in synth.plan("small", 0, hard_negatives=True)}
+    without = {j.word for j in synth.plan("small", 0)}
+    assert hard <= with_hn and not hard & without  # off by default
+    assert with_hn - hard == without
+
+
+def test_synth_command_writes_hard_negatives_as_unknown(tmp_path):
+    """``data synth --hard-negatives``: the extra words are folders the loader labels unknown."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "hn"
+    proc = subprocess.run([sys.executable, "-m", "harness", "data", "synth", "--size", "small", "--hard-negatives",
+                           "--out", str(out), "--json"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-500:]
+    assert json.loads((out / "synth.json").read_text())["hard_negatives"] == list(synth.HARD_NEGATIVE_WORDS)
+    splits = dataset.load_splits(out)
+    unknown = {s.word for name in dataset.SPLITS for s in splits.split(name) if s.label == "unknown"}
+    assert unknown & set(synth.HARD_NEGATIVE_WORDS)
+    assert not {s.word for s in splits.confusers} & set(synth.HARD_NEGATIVE_WORDS)
+    assert splits.counts()["train"]["unknown"] == math.ceil(splits.counts()["train"]["yes"] * 2 * dataset.UNKNOWN_PERCENTAGE / 100)

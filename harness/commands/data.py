@@ -53,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--size", choices=("small", "paper"), default="small", help="data set size (default: small)")
     s.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
     s.add_argument("--processes", type=int, default=2, help="worker processes (default: 2)")
+    s.add_argument("--hard-negatives", action="store_true",
+                   help="also speak 20 sound-alikes of yes/no (yesterday, mess, snow, notice, ...; never a "
+                   "confuser word) as extra unknown words (default: the 33 Speech Commands words only)")
     s.add_argument("--json", action="store_true", help="print the resulting split counts as JSON")
     s.set_defaults(func=_synth)
 
@@ -152,7 +155,8 @@ def _synth(args: argparse.Namespace) -> int:
     from harness.data.synth import generate
 
     t0 = time.perf_counter()
-    out = generate(args.out, size=args.size, seed=args.seed, processes=args.processes, progress=not args.json)
+    out = generate(args.out, size=args.size, seed=args.seed, processes=args.processes, progress=not args.json,
+                   hard_negatives=args.hard_negatives)
     elapsed = time.perf_counter() - t0
     splits = load_splits(out)
     if args.json:
