@@ -17,7 +17,6 @@ import atexit
 import os
 import select
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
