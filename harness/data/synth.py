@@ -60,7 +60,7 @@ HARD_NEGATIVE_WORDS = (
     "snow", "slow", "show", "toe", "though", "now", "new", "nod", "notice", "noble",
 )
 
-ENGINES = ("espeak-ng", "flite", "festival")
+ENGINES = ("espeak-ng", "flite", "festival", "gnuspeech")
 ESPEAK_ACCENTS = ("en-gb", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp",
                   "en-gb-x-gbcwmd", "en-029", "en-us-nyc")
 FLITE_VOICES = {"kal": 105.0, "kal16": 105.0, "awb": 110.0, "rms": 100.0, "slt": 170.0}  # f0 mean, Hz
@@ -72,7 +72,15 @@ FLITE_VOICES = {"kal": 105.0, "kal16": 105.0, "awb": 110.0, "rms": 100.0, "slt":
 # unknown): 0.822, no gain (flite's "yes", which it does not touch, moved by 0.10 between the two
 # draws, so differences this size are noise).
 FESTIVAL_VOICES = {"kal_diphone": 105.0, "ked_diphone": 105.0, "cmu_us_slt_arctic_hts": None}
-APT_HINT = "apt-get install espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts"
+# GnuSpeech: an articulatory synthesizer (a tube model of the vocal tract; npm package
+# @echogarden/gnuspeech-wasm, run by node with gnuspeech/speak.mjs). Its own voices are the base of
+# each speaker, whose tract length, glottal pulse, breathiness and tract radii are drawn per speaker
+# (GNUSPEECH_VOICE_RANGES), so the warp is done inside the tube model, not by resampling. It says
+# "no" as /n@U/, like espeak-ng's British accents, which the other engines do not (see the README).
+GNUSPEECH_VOICES = {"male": 17.5, "female": 15.0, "large_child": 12.5, "small_child": 10.0}  # tract cm
+GNUSPEECH_DIR = Path(__file__).with_name("gnuspeech")
+APT_HINT = ("apt-get install espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts nodejs npm"
+            f" && npm ci --prefix {GNUSPEECH_DIR}")
 
 # Everything that changes the generated set; hashed into the cache key with this file's source.
 SETTINGS = {
@@ -87,13 +95,22 @@ SETTINGS = {
                   "confuser_per_word": 40, "background_s": 60},
     },
     # share of speakers per engine (drawn in this order)
-    "engine_weights": {"espeak-ng": 0.4, "flite": 0.3, "festival": 0.3},
+    "engine_weights": {"espeak-ng": 0.3, "flite": 0.25, "festival": 0.25, "gnuspeech": 0.2},
     "espeak_pitch": [10, 90],
     "espeak_speed": [110, 230],
     "flite_f0_scale": [0.7, 1.5],
     "flite_stretch": [0.75, 1.4],
     "festival_f0_scale": [0.7, 1.6],
     "festival_stretch": [0.75, 1.4],
+    # GnuSpeech: tempo (1: the voice's own rate), pitch offset (semitones), tract length factor on
+    # the base voice's, glottal pulse rise / fall (% of the period), breathiness (%), radius factors
+    "gnuspeech_tempo": [0.7, 1.35],
+    "gnuspeech_pitch": [-8.0, 4.0],
+    "gnuspeech_tract": [0.88, 1.12],
+    "gnuspeech_pulse_tp": [30.0, 50.0],
+    "gnuspeech_pulse_tn": [16.0, 40.0],
+    "gnuspeech_breathiness": [0.3, 4.0],
+    "gnuspeech_radius": [0.9, 1.1],
     # per-speaker vocal-tract length: speech is resampled by this factor (1.2: formants and pitch
     # 20 % up); the engine's speed is divided by it so words keep their length
     "warp": [0.84, 1.22],
@@ -123,10 +140,10 @@ class Speaker:
     """One synthetic speaker identity; ``id`` is the hash key that decides its split."""
 
     engine: str  # one of ENGINES
-    voice: str  # espeak accent, flite voice or festival voice
-    variant: str  # espeak variant ("" for the others)
-    pitch: float  # espeak 0-99, or flite/festival f0 mean in Hz (0: the voice's own)
-    speed: float  # espeak words/min, or flite/festival duration stretch
+    voice: str  # espeak accent, flite voice, festival voice or GnuSpeech base voice
+    variant: str  # espeak variant, GnuSpeech voice settings ("key=value,..."), "" for the others
+    pitch: float  # espeak 0-99, flite/festival f0 mean in Hz (0: the voice's own), GnuSpeech semitones
+    speed: float  # espeak words/min, flite/festival duration stretch, or GnuSpeech tempo
     warp: float = 1.0  # vocal-tract length factor (resampling)
     rt60: float = 0.0  # room reverberation time, s (0: no room)
     drr: float = 0.0  # direct-to-reverberant ratio, dB
@@ -148,8 +165,12 @@ def _festival_voice_dirs() -> list[Path]:
 
 
 def check_engines() -> None:
-    """HarnessError naming the missing engine(s) or voice(s) and the apt command that installs them."""
-    missing = [e for e in ENGINES if shutil.which(e) is None]
+    """HarnessError naming the missing engine(s) or voice(s) and the command that installs them."""
+    missing = [e for e in ENGINES if e != "gnuspeech" and shutil.which(e) is None]
+    if shutil.which("node") is None:
+        missing.append("node (for gnuspeech)")
+    elif not (GNUSPEECH_DIR / "node_modules" / "@echogarden" / "gnuspeech-wasm").is_dir():
+        missing.append(f"gnuspeech (npm package not installed in {GNUSPEECH_DIR})")
     if not missing:
         have = {p.name for p in _festival_voice_dirs()}
         missing = [f"festival voice {v}" for v in FESTIVAL_VOICES if v not in have]
@@ -185,7 +206,9 @@ def make_speakers(quota: dict[str, int], rng: np.random.Generator, variants: lis
             room = (round(float(rng.uniform(*s["rt60_s"])), 2), round(float(rng.uniform(*s["drr_db"])), 1))
         else:
             room = (0.0, 0.0)
-        if engine == "flite":
+        if engine == "gnuspeech":
+            spk = _gnuspeech_speaker(rng, room)
+        elif engine == "flite":
             voice = str(rng.choice(list(FLITE_VOICES)))
             f0 = FLITE_VOICES[voice] * rng.uniform(*s["flite_f0_scale"]) / warp
             stretch = rng.uniform(*s["flite_stretch"]) * warp
@@ -207,6 +230,39 @@ def make_speakers(quota: dict[str, int], rng: np.random.Generator, variants: lis
     return list(speakers.values())
 
 
+def _gnuspeech_speaker(rng: np.random.Generator, room: tuple[float, float]) -> Speaker:
+    """A GnuSpeech speaker: a base voice with its own tract, glottis and breath (``variant``)."""
+    s = SETTINGS
+    voice = str(rng.choice(list(GNUSPEECH_VOICES)))
+    tp = rng.uniform(*s["gnuspeech_pulse_tp"])
+    params = {
+        "vocal_tract_length": round(GNUSPEECH_VOICES[voice] * rng.uniform(*s["gnuspeech_tract"]), 2),
+        "glottal_pulse_tp": round(tp, 1),
+        "glottal_pulse_tn_min": round(rng.uniform(*s["gnuspeech_pulse_tn"]), 1),
+        "breathiness": round(float(np.exp(rng.uniform(*np.log(s["gnuspeech_breathiness"])))), 2),
+        "global_radius_coef": round(rng.uniform(*s["gnuspeech_radius"]), 3),
+        "global_nose_radius_coef": round(rng.uniform(*s["gnuspeech_radius"]), 3),
+    }
+    params["glottal_pulse_tn_max"] = params["glottal_pulse_tn_min"]
+    variant = ",".join(f"{k}={v}" for k, v in params.items())
+    return Speaker("gnuspeech", voice, variant, round(float(rng.uniform(*s["gnuspeech_pitch"])), 1),
+                   round(float(rng.uniform(*s["gnuspeech_tempo"])), 3), 1.0, *room)
+
+
+def _gnuspeech_job(word: str, spk: Speaker, pitch: float, speed: float, path: str) -> dict:
+    params = {k: float(v) for k, v in (kv.split("=") for kv in spk.variant.split(",") if kv)}
+    return {"text": word, "out": path, "voice": spk.voice, "params": params,
+            "pitch_offset": round(pitch, 2), "tempo": round(speed, 3)}
+
+
+def _run_gnuspeech(jobs: list[dict], tmp: str) -> None:
+    script = os.path.join(tmp, f"gnuspeech-{os.getpid()}.json")
+    Path(script).write_text(json.dumps(jobs))
+    proc = subprocess.run(["node", str(GNUSPEECH_DIR / "speak.mjs"), script], capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise HarnessError(f"gnuspeech failed: {proc.stderr.decode(errors='replace').strip()[:200]}")
+
+
 @dataclass(frozen=True)
 class Job:
     word: str
@@ -221,6 +277,8 @@ def _jitter(spk: Speaker, rng: np.random.Generator) -> tuple[float, float]:
     if spk.engine == "espeak-ng":
         pitch = float(np.clip(spk.pitch + rng.integers(-s["rep_pitch_jitter"], s["rep_pitch_jitter"] + 1), 0, 99))
         return pitch, float(int(spk.speed * (1 + rng.uniform(-1, 1) * s["rep_speed_jitter"])))
+    if spk.engine == "gnuspeech":  # semitones; tempo is a rate
+        return spk.pitch + rng.uniform(-0.7, 0.7), spk.speed * (1 + rng.uniform(-1, 1) * s["rep_speed_jitter"])
     f0 = spk.pitch * (1 + rng.uniform(-1, 1) * 0.04)
     return f0, spk.speed * (1 + rng.uniform(-1, 1) * s["rep_speed_jitter"])
 
@@ -251,17 +309,19 @@ def _run_festival(voice: str, body: list[str], tmp: str) -> None:
 def _tts(word: str, spk: Speaker, rng: np.random.Generator, tmp: str, ready: str | None = None) -> tuple[np.ndarray, int]:
     """Speak one word (with a small per-repetition jitter) and return float audio and its rate.
 
-    ``ready``: a wav this job's festival batch already wrote (festival starts slowly, so the
-    generator speaks festival words in batches; the jitter is drawn here all the same).
+    ``ready``: a wav this job's batch already wrote (festival and node start slowly, so the
+    generator speaks festival and GnuSpeech words in batches; the jitter is drawn here all the same).
     """
     import soundfile as sf
 
     pitch, speed = _jitter(spk, rng)
     path = os.path.join(tmp, "w.wav")
-    if spk.engine == "festival" and ready and os.path.exists(ready):
+    if spk.engine in BATCHED and ready and os.path.exists(ready):
         path = ready
     elif spk.engine == "festival":
         _run_festival(spk.voice, _festival_lines(word, spk, pitch, speed, path), tmp)
+    elif spk.engine == "gnuspeech":
+        _run_gnuspeech([_gnuspeech_job(word, spk, pitch, speed, os.path.abspath(path))], tmp)
     else:
         if spk.engine == "espeak-ng":
             cmd = ["espeak-ng", "-v", f"{spk.voice}+{spk.variant}", "-p", str(int(pitch)), "-s", str(int(speed)),
@@ -279,22 +339,28 @@ def _tts(word: str, spk: Speaker, rng: np.random.Generator, tmp: str, ready: str
     return data[:, 0], rate
 
 
-def _festival_batch(args: tuple[list[tuple[int, "Job"]], str]) -> int:
-    """Worker: speak a batch of one festival voice's jobs into ``<tmp>/fest/<index>.wav``."""
+BATCHED = ("festival", "gnuspeech")  # engines spoken in batches before rendering
+
+
+def _speak_batch(args: tuple[list[tuple[int, "Job"]], str]) -> int:
+    """Worker: speak a batch of one festival voice's (or of GnuSpeech) jobs into ``<tmp>/pre/<index>.wav``."""
     batch, tmp = args
-    voice = batch[0][1].speaker.voice
-    body = []
-    for index, job in batch:
-        pitch, speed = _jitter(job.speaker, np.random.default_rng(job.seed))
-        body += _festival_lines(job.word, job.speaker, pitch, speed, _festival_path(tmp, index))
-    scratch = os.path.join(tmp, f"scm-{os.getpid()}")
+    scratch = os.path.join(tmp, f"batch-{os.getpid()}")
     os.makedirs(scratch, exist_ok=True)
-    _run_festival(voice, body, scratch)
+    jittered = [(index, job, *_jitter(job.speaker, np.random.default_rng(job.seed))) for index, job in batch]
+    if batch[0][1].speaker.engine == "gnuspeech":
+        _run_gnuspeech([_gnuspeech_job(job.word, job.speaker, pitch, speed, _batched_path(tmp, index))
+                        for index, job, pitch, speed in jittered], scratch)
+    else:
+        body = []
+        for index, job, pitch, speed in jittered:
+            body += _festival_lines(job.word, job.speaker, pitch, speed, _batched_path(tmp, index))
+        _run_festival(batch[0][1].speaker.voice, body, scratch)
     return len(batch)
 
 
-def _festival_path(tmp: str, index: int) -> str:
-    return os.path.join(tmp, "fest", f"{index}.wav")
+def _batched_path(tmp: str, index: int) -> str:
+    return os.path.join(tmp, "pre", f"{index}.wav")
 
 
 def warp(x: np.ndarray, rate: int, factor: float) -> np.ndarray:
@@ -402,7 +468,7 @@ def _render(job: Job, out_dir: str, tmp_dir: str, index: int = -1) -> str:
     rng = np.random.default_rng(job.seed)
     scratch = os.path.join(tmp_dir, str(os.getpid()))
     os.makedirs(scratch, exist_ok=True)
-    audio, rate = _tts(job.word, job.speaker, rng, scratch, _festival_path(tmp_dir, index) if index >= 0 else None)
+    audio, rate = _tts(job.word, job.speaker, rng, scratch, _batched_path(tmp_dir, index) if index >= 0 else None)
     spk = job.speaker
     audio = warp(_trim(audio), rate, spk.warp)
     if spk.rt60 > 0:
@@ -489,17 +555,19 @@ def generate(out_dir: Path | str, size: str = "small", seed: int = 0, processes:
     out.mkdir(parents=True, exist_ok=True)
     jobs = plan(size, seed, hard_negatives)
     scratch = tempfile.mkdtemp(prefix="kws-synth-")
-    os.makedirs(os.path.join(scratch, "fest"))
+    os.makedirs(os.path.join(scratch, "pre"))
     args = [(job, str(out), scratch, i) for i, job in enumerate(jobs)]
     by_voice: dict[str, list[tuple[int, Job]]] = {}
     for i, job in enumerate(jobs):
         if job.speaker.engine == "festival":
             by_voice.setdefault(job.speaker.voice, []).append((i, job))
+        elif job.speaker.engine == "gnuspeech":
+            by_voice.setdefault("gnuspeech", []).append((i, job))
     batches = [(items[k: k + 200], scratch) for items in by_voice.values() for k in range(0, len(items), 200)]
     try:
         if processes <= 1 or len(jobs) < 50:
             for b in batches:
-                _festival_batch(b)
+                _speak_batch(b)
             for a in progress_track(args, total=len(args), description=f"synth {size}", enabled=progress):
                 _render_star(a)
         else:
@@ -507,7 +575,7 @@ def generate(out_dir: Path | str, size: str = "small", seed: int = 0, processes:
 
             # fork: workers need only numpy/scipy/subprocess, and fork never re-imports __main__
             with worker_pool(processes, "fork" if "tensorflow" not in sys.modules else "spawn") as pool:
-                for _ in pool.imap_unordered(_festival_batch, batches):
+                for _ in pool.imap_unordered(_speak_batch, batches):
                     pass
                 it = pool.imap_unordered(_render_star, args, chunksize=16)
                 for _ in progress_track(it, total=len(args), description=f"synth {size}", enabled=progress):
@@ -533,7 +601,8 @@ def settings_hash() -> str:
 
     from harness.data import audio
 
-    return content_hash(SETTINGS, Path(__file__).read_bytes(), Path(audio.__file__).read_bytes())
+    return content_hash(SETTINGS, Path(__file__).read_bytes(), Path(audio.__file__).read_bytes(),
+                        *(p.read_bytes() for p in sorted(GNUSPEECH_DIR.glob("*.*")) if p.is_file()))
 
 
 def default_dataset(size: str = "paper", seed: int = 0, progress: bool = True, hard_negatives: bool = False) -> Path:
