@@ -1,5 +1,5 @@
-"""``python -m harness data split|synth|crossval``: inspect a split, write the synthetic data set,
-measure accuracy on a text-to-speech engine left out of training."""
+"""``python -m harness data split|synth|crossval|heldout``: inspect a split, write the synthetic data
+set, measure accuracy on a text-to-speech engine left out of training or never used by the generator."""
 
 from __future__ import annotations
 
@@ -44,13 +44,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--json", action="store_true", help="print JSON")
     c.set_defaults(func=_crossval)
 
+    h = cmds.add_parser(
+        "heldout", help="accuracy of the float32 baseline on an engine the default generator never uses",
+        description="Speak a test-only set with one text-to-speech engine that the default synthetic set "
+        "does not use (default: gnuspeech, an articulatory synthesizer; 100 speakers x 2 x yes/no, 20 clips "
+        "per unknown word, 20 per confuser word; cached), then evaluate the cached float32 baseline of the "
+        "default set (or --checkpoint) on it: per-class table, confusion matrix, confuser false accepts.")
+    h.add_argument("--engine", default="gnuspeech", metavar="NAME", help="engine of the held-out set (default: gnuspeech)")
+    h.add_argument("--size", choices=("small", "paper"), default="paper",
+                   help="synthetic training set of the baseline (default: paper)")
+    h.add_argument("--checkpoint", type=Path, default=None, help="a TinyConv state_dict (.pt) instead of the baseline")
+    h.add_argument("--seed", type=int, default=0, help="generator seed of the held-out set (default: 0)")
+    h.add_argument("--json", action="store_true", help="print JSON")
+    h.set_defaults(func=_heldout)
+
+    from harness.data.synth import DEFAULT_ENGINES, ENGINES, SIZES
+
     s = cmds.add_parser(
         "synth", help="write the synthetic speech-commands set (espeak-ng, flite, festival)",
         description="Write a synthetic data set in the Speech Commands layout, offline, with espeak-ng, "
-        "flite and festival: yes/no, the 33 other words as unknown, _confusers_/ sound-alikes, "
-        "_background_noise_/. small: a few hundred clips; paper: about the paper's split size.")
+        "flite and festival (or --engines): yes/no, the 33 other words as unknown, _confusers_/ sound-alikes, "
+        "_background_noise_/. small: a few hundred clips; paper: about the paper's split size; heldout: "
+        "a test-only set (testing_list.txt names every clip).")
     s.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory (new or empty)")
-    s.add_argument("--size", choices=("small", "paper"), default="small", help="data set size (default: small)")
+    s.add_argument("--size", choices=SIZES, default="small", help="data set size (default: small)")
+    s.add_argument("--engines", default=",".join(DEFAULT_ENGINES), metavar="LIST",
+                   help=f"comma-separated text-to-speech engines, of {', '.join(ENGINES)} "
+                   f"(default: {','.join(DEFAULT_ENGINES)})")
     s.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
     s.add_argument("--processes", type=int, default=2, help="worker processes (default: 2)")
     s.add_argument("--hard-negatives", action="store_true",
@@ -155,8 +175,9 @@ def _synth(args: argparse.Namespace) -> int:
     from harness.data.synth import generate
 
     t0 = time.perf_counter()
+    engines = tuple(e.strip() for e in args.engines.split(",") if e.strip())
     out = generate(args.out, size=args.size, seed=args.seed, processes=args.processes, progress=not args.json,
-                   hard_negatives=args.hard_negatives)
+                   hard_negatives=args.hard_negatives, engines=engines)
     elapsed = time.perf_counter() - t0
     splits = load_splits(out)
     if args.json:
@@ -164,4 +185,38 @@ def _synth(args: argparse.Namespace) -> int:
     else:
         print(f"wrote {out} in {elapsed:.1f} s")
         _print_counts(splits.counts(), splits.root, False)
+    return 0
+
+
+def _heldout(args: argparse.Namespace) -> int:
+    from harness.data import dataset, features, synth
+    from harness.errors import HarnessError
+    from harness.model.evaluate import evaluate, false_accept_rate, print_report, report_to_dict
+
+    if args.engine in synth.DEFAULT_ENGINES:
+        raise HarnessError(f"data heldout: {args.engine} speaks the default set; choose an engine it does not use "
+                           f"({', '.join(e for e in synth.ENGINES if e not in synth.DEFAULT_ENGINES)})")
+    if args.checkpoint is not None:
+        from harness.model.train import load_checkpoint
+
+        model = load_checkpoint(args.checkpoint)
+        trained_on = str(args.checkpoint)
+    else:
+        from harness.model.train import baseline
+
+        model, info = baseline(size=args.size, progress=not args.json)
+        trained_on = str(synth.default_dataset(args.size, progress=False))
+    root = synth.default_dataset("heldout", seed=args.seed, progress=not args.json, engines=(args.engine,))
+    splits = dataset.load_splits(root)
+    x, y = features.split_features(splits, "test", progress=not args.json)
+    report = {"test": evaluate(model, x, y), "confusers": None}
+    if splits.confusers:
+        xc, _ = features.split_features(splits, "confusers", progress=not args.json)
+        report["confusers"] = false_accept_rate(model, xc, words=[s.word for s in splits.confusers])
+    if args.json:
+        print(json.dumps({"dataset": str(root), "engine": args.engine, "model": trained_on,
+                          **report_to_dict(report)}, indent=2, default=str))
+    else:
+        print(f"held-out engine {args.engine}: {root}\nmodel: {trained_on}")
+        print_report(report)
     return 0
