@@ -205,7 +205,7 @@ def _heldout(args: argparse.Namespace) -> int:
         from harness.model.train import baseline
 
         model, info = baseline(size=args.size, progress=not args.json)
-        trained_on = str(synth.default_dataset(args.size, progress=False))
+        trained_on = f"float32 baseline of {synth.default_dataset(args.size, progress=False)}"
     root = synth.default_dataset("heldout", seed=args.seed, progress=not args.json, engines=(args.engine,))
     splits = dataset.load_splits(root)
     x, y = features.split_features(splits, "test", progress=not args.json)
