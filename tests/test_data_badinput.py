@@ -128,6 +128,26 @@ def test_missing_tts_engine_says_how_to_install(tmp_path, monkeypatch):
     assert "apt-get install espeak-ng flite festival festvox-kallpc16k" in msg
 
 
+def test_missing_node_for_gnuspeech_says_how_to_install(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(HarnessError) as exc:
+        synth.generate(tmp_path / "out", size="small", engines=("gnuspeech",), progress=False)
+    msg = _one_line(exc)
+    assert "node (for gnuspeech)" in msg and "npm ci --prefix" in msg and "espeak-ng not" not in msg
+
+
+def test_festival_failure_names_the_error_line_not_the_warning_banner(tmp_path, monkeypatch):
+    """festival prints multi-line EST warnings first; the one-line error keeps the line that says why."""
+    fake = tmp_path / "festival"
+    fake.write_text("#!/bin/sh\necho '-=-=-=-=-=- EST Warning -=-=-=-=-=-' >&2\n"
+                    "echo 'Target pitchmarks end before end of target segment timings (0.0 vs 0.9).' >&2\n"
+                    "echo 'SIOD ERROR: out of storage' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{__import__('os').environ['PATH']}")
+    with pytest.raises(HarnessError, match=r"^festival \(kal_diphone\) failed with exit code 3: SIOD ERROR: out of storage$"):
+        synth._run_festival("kal_diphone", ["(kws_say \"yes\" \"x.wav\")"], str(tmp_path))
+
+
 def test_unknown_synth_size():
     with pytest.raises(HarnessError, match="size"):
         synth.plan("huge", 0)

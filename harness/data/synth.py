@@ -318,7 +318,16 @@ def _run_festival(voice: str, body: list[str], tmp: str) -> None:
     Path(script).write_text("\n".join([f"(voice_{voice})", _FESTIVAL_PRELUDE, *body]) + "\n")
     proc = subprocess.run(["festival", "-b", script], capture_output=True, check=False)
     if proc.returncode != 0:
-        raise HarnessError(f"festival ({voice}) failed: {proc.stderr.decode(errors='replace').strip()[:200]}")
+        raise HarnessError(f"festival ({voice}) failed with exit code {proc.returncode}: {_last_error(proc.stderr)}")
+
+
+def _last_error(stderr: bytes) -> str:
+    """The last line of a tool's stderr that is not part of an EST warning banner (festival prints
+    harmless multi-line warnings before the line that says why it stopped)."""
+    lines = [ln.strip() for ln in stderr.decode(errors="replace").splitlines()]
+    lines = [ln for ln in lines if ln and not ln.startswith("-=-=") and not ln.startswith("Target pitchmarks")
+             and not ln.startswith("Expect a truncated")]
+    return lines[-1][:200] if lines else "(no message)"
 
 
 def _tts(word: str, spk: Speaker, rng: np.random.Generator, tmp: str, ready: str | None = None) -> tuple[np.ndarray, int]:
