@@ -234,3 +234,16 @@ def test_gnuspeech_error_is_one_line(tmp_path):
     spk = synth.Speaker("gnuspeech", "male", "no_such_setting=1", -4.0, 1.0)
     with pytest.raises(HarnessError, match="gnuspeech failed: gnuspeech: unknown GnuSpeech setting no_such_setting"):
         synth._tts("yes", spk, np.random.default_rng(0), str(tmp_path))
+
+
+def test_low_festival_voices_speak_at_the_f0_floor(tmp_path):
+    """A diphone speaker at the f0 floor, jittered down and stretched to the plan's longest, still
+    speaks (at 62 Hz x1.62 festival exited: the generator's floor keeps every speaker above it)."""
+    low = synth.FESTIVAL_MIN_F0 * 0.96
+    longest = synth.SETTINGS["festival_stretch"][1] * synth.SETTINGS["warp"][1]
+    for voice in ("kal_diphone", "ked_diphone"):
+        spk = synth.Speaker("festival", voice, "", low, longest)
+        synth._run_festival(voice, synth._festival_lines("no", spk, low, longest, str(tmp_path / "no.wav")), str(tmp_path))
+        assert (tmp_path / "no.wav").stat().st_size > 10_000
+    speakers = {j.speaker for j in synth.plan("small", 0)}
+    assert min(s.pitch for s in speakers if s.engine == "festival" and s.pitch > 0) >= synth.FESTIVAL_MIN_F0

@@ -76,6 +76,10 @@ FLITE_VOICES = {"kal": 105.0, "kal16": 105.0, "awb": 110.0, "rms": 100.0, "slt":
 # unknown): 0.822, no gain (flite's "yes", which it does not touch, moved by 0.10 between the two
 # draws, so differences this size are noise).
 FESTIVAL_VOICES = {"kal_diphone": 105.0, "ked_diphone": 105.0, "cmu_us_slt_arctic_hts": None}
+# Below ~65 Hz with a long duration stretch, the diphone voices' falling contour runs out of pitch
+# marks and festival exits ("Target pitchmarks end before end of target segment timings"; measured:
+# "no" at 62 Hz x1.3 fails, 66 Hz x1.75 speaks), so a speaker's target f0 is at least this.
+FESTIVAL_MIN_F0 = 70.0
 # GnuSpeech: an articulatory synthesizer (a tube model of the vocal tract; npm package
 # @echogarden/gnuspeech-wasm, run by node with gnuspeech/speak.mjs). Its own voices are the base of
 # each speaker, whose tract length, glottal pulse, breathiness and tract radii are drawn per speaker
@@ -231,7 +235,7 @@ def make_speakers(quota: dict[str, int], rng: np.random.Generator, variants: lis
         elif engine == "festival":
             voice = str(rng.choice(list(FESTIVAL_VOICES)))
             base = FESTIVAL_VOICES[voice]
-            f0 = 0.0 if base is None else round(base * rng.uniform(*s["festival_f0_scale"]) / warp, 1)
+            f0 = 0.0 if base is None else round(max(FESTIVAL_MIN_F0, base * rng.uniform(*s["festival_f0_scale"]) / warp), 1)
             stretch = rng.uniform(*s["festival_stretch"]) * warp
             spk = Speaker("festival", voice, "", f0, round(float(stretch), 3), warp, *room)
         else:
