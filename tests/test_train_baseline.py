@@ -167,6 +167,22 @@ def test_crossval_cli_trains_one_model_per_engine(small_dir, isolated, capsys):
     assert err.startswith("error: no engine pico in ") and "\n" not in err
 
 
+def test_crossval_seeds_report_the_training_draw(small_dir, isolated, capsys):
+    """`--seeds 2`: a second training seed per engine; seed +0 is the table's model, and the spread
+    says how much of a difference is the training draw."""
+    from harness.cli import main
+
+    assert main(["data", "crossval", str(small_dir), "--epochs", "2", "--engine", "flite", "--seeds", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    acc = out["seeds"]["flite"]["accuracy"]
+    assert len(acc) == 2 and acc[0] == out["engines"]["flite"]["test"]["total"]["accuracy"]
+    assert out["mean_accuracy_by_seed"] == acc and len(out["seeds"]["flite"]["no"]) == 2
+    assert main(["data", "crossval", str(small_dir), "--epochs", "2", "--engine", "flite", "--seeds", "2"]) == 0
+    assert "accuracy over 2 training seeds" in capsys.readouterr().out
+    assert main(["data", "crossval", str(small_dir), "--epochs", "2", "--seeds", "0"]) == 2
+    assert "--seeds must be >= 1, got 0" in capsys.readouterr().err
+
+
 def test_augmentation_is_part_of_the_baseline_key(small_dir):
     splits = __import__("harness.data.dataset", fromlist=["load_splits"]).load_splits(small_dir)
     plain = train.baseline_key(splits.fingerprint, 2, 1e-3, 0)

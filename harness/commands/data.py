@@ -38,6 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--size", choices=("small", "paper"), default="paper",
                    help="synthetic set size when DIR is omitted (default: paper)")
     c.add_argument("--engine", action="append", metavar="NAME", help="leave out only NAME (repeatable; default: each engine)")
+    c.add_argument("--seeds", type=int, default=1, metavar="N",
+                   help="also train with the next N-1 training seeds and print each engine's accuracy per seed, "
+                   "mean and range: the training draw's share of a difference (default: 1)")
     from harness.commands.train import add_training_options
 
     add_training_options(c)
@@ -159,7 +162,7 @@ def _crossval(args: argparse.Namespace) -> int:
 
         root = default_dataset(args.size, progress=not args.json)
     result = crossval.crossval(root, epochs=args.epochs, lr=args.lr, seed=args.seed, augment=augment_from_args(args),
-                               engines=args.engine, progress=not args.json)
+                               engines=args.engine, progress=not args.json, seeds=args.seeds)
     if args.json:
         print(json.dumps({"dataset": str(root), **crossval.to_dict(result)}, indent=2, default=str))
     else:

@@ -39,11 +39,14 @@ def engine_counts(splits) -> dict[str, dict[str, dict[str, int]]]:
 
 
 def crossval(dataset_dir: Path | str, epochs: int = 50, lr: float = 1e-3, seed: int = 0, augment=None,
-             engines: list[str] | None = None, progress: bool = True) -> dict[str, Any]:
+             engines: list[str] | None = None, progress: bool = True, seeds: int = 1) -> dict[str, Any]:
     """Train one baseline per left-out engine (cached) and score it on that engine's clips.
 
     Returns {"engines": {name: {"test": EvalResult, "validation": EvalResult, "confusers": {...},
     "train_clips": n, "dir": ...}}, "mean_accuracy", "min_accuracy", "mean_no", "min_no"}.
+    ``seeds`` > 1 also trains with seeds ``seed+1 ..`` and adds "seeds": {engine: {"accuracy": [...],
+    "no": [...], "false_accepts": [...]}} and "mean_accuracy_by_seed": how much of a difference between
+    two generator variants is the training draw (the tables above stay those of ``seed``).
     """
     from harness.data import dataset
     from harness.model.evaluate import split_report
@@ -56,19 +59,39 @@ def crossval(dataset_dir: Path | str, epochs: int = 50, lr: float = 1e-3, seed: 
         raise HarnessError(f"no engine {', '.join(unknown)} in {dataset_dir} (engines: {', '.join(have)})")
     if len(have) < 2:
         raise HarnessError(f"{dataset_dir} has one engine ({have[0]}); leaving it out leaves nothing to train on")
+    if seeds < 1:
+        raise HarnessError(f"crossval: --seeds must be >= 1, got {seeds}")
     results: dict[str, Any] = {}
+    spread: dict[str, dict[str, list[float]]] = {}
     for engine in engines:
         splits = dataset.load_splits(dataset_dir, holdout_engine=engine)
         model, info = baseline(splits=splits, epochs=epochs, lr=lr, seed=seed, augment=augment, progress=progress)
         report = split_report(model, splits)
         results[engine] = {**report, "train_clips": len(splits.train), "dir": info["dir"],
                            "best_val_acc": info.get("best_val_acc")}
+        spread[engine] = {"accuracy": [report["test"].accuracy], "no": [_no(report["test"])],
+                          "false_accepts": [report["confusers"]["rate"] if report.get("confusers") else float("nan")]}
+        for extra in range(seed + 1, seed + seeds):
+            model, _ = baseline(splits=splits, epochs=epochs, lr=lr, seed=extra, augment=augment, progress=progress)
+            rep = split_report(model, splits)
+            spread[engine]["accuracy"].append(rep["test"].accuracy)
+            spread[engine]["no"].append(_no(rep["test"]))
+            spread[engine]["false_accepts"].append(rep["confusers"]["rate"] if rep.get("confusers") else float("nan"))
     acc = [r["test"].accuracy for r in results.values()]
-    no = [r["test"].per_class()[r["test"].classes.index("no")]["accuracy"] for r in results.values()]
+    no = [_no(r["test"]) for r in results.values()]
     fa = [r["confusers"]["rate"] for r in results.values() if r.get("confusers")]
-    return {"engines": results, "mean_accuracy": sum(acc) / len(acc), "min_accuracy": min(acc),
-            "mean_no": sum(no) / len(no), "min_no": min(no),
-            "mean_false_accepts": sum(fa) / len(fa) if fa else float("nan")}
+    out = {"engines": results, "mean_accuracy": sum(acc) / len(acc), "min_accuracy": min(acc),
+           "mean_no": sum(no) / len(no), "min_no": min(no),
+           "mean_false_accepts": sum(fa) / len(fa) if fa else float("nan")}
+    if seeds > 1:
+        out["seeds"] = spread
+        out["mean_accuracy_by_seed"] = [sum(v["accuracy"][k] for v in spread.values()) / len(spread)
+                                        for k in range(seeds)]
+    return out
+
+
+def _no(result) -> float:
+    return result.per_class()[result.classes.index("no")]["accuracy"]
 
 
 def to_dict(result: dict[str, Any]) -> dict[str, Any]:
@@ -102,3 +125,18 @@ def print_result(result: dict[str, Any], console=None) -> None:
                   f"{r['test'].accuracy:.3f}", f"{r['best_val_acc']:.3f}" if r.get("best_val_acc") is not None else "-",
                   f"{fa['rate']:.3f}" if fa else "-")
     console.print(t)
+    if "seeds" in result:
+        n = len(result["mean_accuracy_by_seed"])
+        t = Table(title=f"accuracy over {n} training seeds (same data; the spread is the training draw)", show_footer=True)
+        t.add_column("left out", footer="mean over engines")
+        for k in range(n):
+            t.add_column(f"seed +{k}", justify="right", footer=f"{result['mean_accuracy_by_seed'][k]:.3f}")
+        by_seed = result["mean_accuracy_by_seed"]
+        t.add_column("mean", justify="right", footer=f"{sum(by_seed) / n:.3f}")
+        t.add_column("range", justify="right", footer=f"{max(by_seed) - min(by_seed):.3f}")
+        t.add_column('"no" mean (range)', justify="right")
+        for engine, v in result["seeds"].items():
+            a, no = v["accuracy"], v["no"]
+            t.add_row(engine, *(f"{x:.3f}" for x in a), f"{sum(a) / n:.3f}", f"{max(a) - min(a):.3f}",
+                      f"{sum(no) / n:.3f} ({max(no) - min(no):.3f})")
+        console.print(t)
