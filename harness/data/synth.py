@@ -1,4 +1,5 @@
-"""Offline synthetic Speech Commands: the same directory layout, spoken by espeak-ng, flite and festival.
+"""Offline synthetic Speech Commands: the same directory layout, spoken by espeak-ng, flite and festival
+(and, opt-in, GnuSpeech: the engine of the held-out-engine check, ``data heldout``).
 
 Why: the real v0.02 download is not reachable from CI machines, and a default that needs no data
 lets ``make bench`` run anywhere. Why it is made hard on purpose: clean TTS words are separable to
@@ -83,7 +84,7 @@ FESTIVAL_MIN_F0 = 70.0
 # GnuSpeech: an articulatory synthesizer (a tube model of the vocal tract; npm package
 # @echogarden/gnuspeech-wasm, run by node with gnuspeech/speak.mjs). Its own voices are the base of
 # each speaker, whose tract length, glottal pulse, breathiness and tract radii are drawn per speaker
-# (GNUSPEECH_VOICE_RANGES), so the warp is done inside the tube model, not by resampling. It says
+# (the ``gnuspeech_*`` settings), so the warp is done inside the tube model, not by resampling. It says
 # "no" as /n@U/, like espeak-ng's British accents, which the other engines do not (see the README).
 # node loads it from GNUSPEECH_DIR/node_modules (``make setup`` runs ``npm ci`` there).
 GNUSPEECH_VOICES = {"male": 17.5, "female": 15.0, "large_child": 12.5, "small_child": 10.0}  # tract cm
@@ -158,7 +159,7 @@ class Speaker:
     variant: str  # espeak variant, GnuSpeech voice settings ("key=value,..."), "" for the others
     pitch: float  # espeak 0-99, flite/festival f0 mean in Hz (0: the voice's own), GnuSpeech semitones
     speed: float  # espeak words/min, flite/festival duration stretch, or GnuSpeech tempo
-    warp: float = 1.0  # vocal-tract length factor (resampling)
+    warp: float = 1.0  # vocal-tract length factor (resampling; GnuSpeech: 1, its tract is in ``variant``)
     rt60: float = 0.0  # room reverberation time, s (0: no room)
     drr: float = 0.0  # direct-to-reverberant ratio, dB
 
@@ -253,7 +254,7 @@ def _gnuspeech_speaker(rng: np.random.Generator, room: tuple[float, float]) -> S
     """A GnuSpeech speaker: a base voice with its own tract, glottis and breath (``variant``)."""
     s = SETTINGS
     voice = str(rng.choice(list(GNUSPEECH_VOICES)))
-    tp = rng.uniform(*s["gnuspeech_pulse_tp"])
+    tp = rng.uniform(*s["gnuspeech_pulse_tp"])  # drawn first: the held-out set's speakers stay as measured
     params = {
         "vocal_tract_length": round(GNUSPEECH_VOICES[voice] * rng.uniform(*s["gnuspeech_tract"]), 2),
         "glottal_pulse_tp": round(tp, 1),
@@ -279,7 +280,7 @@ def _run_gnuspeech(jobs: list[dict], tmp: str) -> None:
     Path(script).write_text(json.dumps(jobs))
     proc = subprocess.run(["node", str(GNUSPEECH_DIR / "speak.mjs"), script], capture_output=True, check=False)
     if proc.returncode != 0:
-        raise HarnessError(f"gnuspeech failed: {proc.stderr.decode(errors='replace').strip()[:200]}")
+        raise HarnessError(f"gnuspeech failed: {_last_error(proc.stderr)}")
 
 
 @dataclass(frozen=True)
