@@ -188,3 +188,27 @@ def test_augmentation_is_part_of_the_baseline_key(small_dir):
     plain = train.baseline_key(splits.fingerprint, 2, 1e-3, 0)
     assert train.baseline_key(splits.fingerprint, 2, 1e-3, 0, train.Augment()) == plain
     assert train.baseline_key(splits.fingerprint, 2, 1e-3, 0, train.SPEC_AUGMENT) != plain
+
+
+def test_training_gives_the_same_weights_whatever_the_callers_thread_count():
+    """fit() trains on one thread: with two, float sums reduce in another order and the weights
+    differ (the default baseline trained in a pytest-xdist worker scored 0.894, on one thread 0.898)."""
+    import torch
+
+    from harness.model import train
+    from models.tinyconv import TinyConv
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(-128, 128, (200, 49, 40), dtype=np.int8)
+    y = rng.integers(0, 4, 200)
+    weights = []
+    before = torch.get_num_threads()
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        torch.manual_seed(0)
+        model = TinyConv()
+        train.fit(model, x, y, x[:50], y[:50], epochs=2, seed=0, progress=False)
+        assert torch.get_num_threads() == threads  # the caller's count is restored
+        weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    torch.set_num_threads(before)
+    assert torch.equal(weights[0], weights[1])

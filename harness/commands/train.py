@@ -42,8 +42,9 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=_learning_rate, default=1e-3, help="Adam learning rate, > 0 (default 1e-3)")
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     p.add_argument("--threads", type=_positive_int, default=1,
-                   help="torch CPU threads (default 1: measured on a busy 2-core machine, "
-                        "2 threads trained about 4x slower than 1)")
+                   help="torch CPU threads for evaluation (default 1); training always runs on one, so "
+                        "the cached weights do not depend on it (2 threads trained other weights, and about "
+                        "4x slower on a busy 2-core machine)")
     g = p.add_argument_group("training-time augmentation (default: none beyond TF's time shift and "
                              "background mixing, the paper's recipe)")
     g.add_argument("--spec-augment", action="store_true",
