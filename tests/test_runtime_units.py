@@ -189,15 +189,21 @@ int main(int argc, char **argv) {
 """
 
 
-def test_short_requant_equals_general_on_millions_of_cases(tmp_path: Path) -> None:
-    """kws_requant_short (SMMULR form) against kws_requant_ch (TFLite's double rounding), 4 M random cases."""
+def _host_program(tmp_path: Path, name: str, source: str) -> Path:
+    """``source`` compiled for the host against the runtime's headers (skips without a C compiler)."""
     cc = shutil.which("gcc") or shutil.which("cc")
     if cc is None:
         pytest.skip("no host C compiler")
-    (tmp_path / "check.c").write_text(REQUANT_CHECK_C)
-    exe = tmp_path / "check"
-    subprocess.run([cc, "-O2", "-std=c99", "-I", str(codegen.RUNTIME_DIR), str(tmp_path / "check.c"), "-o", str(exe)],
+    (tmp_path / f"{name}.c").write_text(source)
+    exe = tmp_path / name
+    subprocess.run([cc, "-O2", "-std=c99", "-I", str(codegen.RUNTIME_DIR), str(tmp_path / f"{name}.c"), "-o", str(exe)],
                    check=True, capture_output=True)
+    return exe
+
+
+def test_short_requant_equals_general_on_millions_of_cases(tmp_path: Path) -> None:
+    """kws_requant_short (SMMULR form) against kws_requant_ch (TFLite's double rounding), 4 M random cases."""
+    exe = _host_program(tmp_path, "check", REQUANT_CHECK_C)
     n, bad, halves = map(int, subprocess.run([str(exe), "4000000"], capture_output=True, text=True,
                                              check=True).stdout.split())
     assert n == 4_000_000 and halves > 10_000  # exact halves (the rounding corner) are exercised
@@ -232,13 +238,7 @@ int main(void) {
 def test_tflite_requant_equals_the_c_kernel(tmp_path: Path) -> None:
     """codegen.tflite_requant (the folded constant of an all-zero channel) is kws_requant's integer
     arithmetic, on 20,000 random cases with accumulators over the whole int32 range."""
-    cc = shutil.which("gcc") or shutil.which("cc")
-    if cc is None:
-        pytest.skip("no host C compiler")
-    (tmp_path / "r.c").write_text(TFLITE_REQUANT_C)
-    exe = tmp_path / "r"
-    subprocess.run([cc, "-O2", "-std=c99", "-I", str(codegen.RUNTIME_DIR), str(tmp_path / "r.c"), "-o", str(exe)],
-                   check=True, capture_output=True)
+    exe = _host_program(tmp_path, "r", TFLITE_REQUANT_C)
     rows = [list(map(int, line.split())) for line in
             subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.splitlines()]
     assert len(rows) == 20000
